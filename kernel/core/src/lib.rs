@@ -1,0 +1,13 @@
+//! Pure logic shared by the stacklab kernel and its host tool.
+//!
+//! Nothing in this crate touches hardware: it is `no_std` so the kernel can use it, and it is
+//! tested on the host with plain `cargo test`. Hardware code lives in `kernel/src/arch`.
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod cmdline;
+pub mod fwcfg;
+pub mod proto;
