@@ -9,5 +9,6 @@
 extern crate std;
 
 pub mod cmdline;
+pub mod exception;
 pub mod fwcfg;
 pub mod proto;

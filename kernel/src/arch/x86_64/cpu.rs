@@ -1,0 +1,75 @@
+//! Small, safe wrappers around single CPU instructions and registers.
+
+use core::arch::asm;
+use stacklab_core::proto::{DEBUG_EXIT_PORT, ExitCode};
+use x86_64::instructions::port::Port;
+
+/// Reads the time-stamp counter.
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects and is always available in 64-bit mode (CR4.TSD is
+    // clear: the kernel runs at CPL 0 anyway).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Reads CR2, the linear address of the last page fault.
+#[inline(always)]
+pub fn cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// The current stack pointer.
+#[inline(always)]
+pub fn rsp() -> u64 {
+    let v: u64;
+    // SAFETY: copies RSP into a register; no memory is touched.
+    unsafe { asm!("mov {}, rsp", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// The current frame pointer (the kernel is built with frame pointers).
+#[inline(always)]
+pub fn rbp() -> u64 {
+    let v: u64;
+    // SAFETY: copies RBP into a register; no memory is touched.
+    unsafe { asm!("mov {}, rbp", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Stops the machine through QEMU's isa-debug-exit device. If that device is absent (a real
+/// machine, or QEMU without it), halts forever with interrupts off.
+pub fn exit(code: ExitCode) -> ! {
+    let mut port = Port::<u32>::new(DEBUG_EXIT_PORT);
+    // SAFETY: port 0xf4 is QEMU's debug-exit device (or nothing); writing it has no effect
+    // on memory safety, only on whether the machine keeps running.
+    unsafe { port.write(code.code() as u32) };
+    halt_forever()
+}
+
+/// Disables interrupts and halts for good.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Waits for the next interrupt (with interrupts enabled).
+pub fn wait_for_interrupt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+}
+
+/// Runs `f` with maskable interrupts disabled, restoring the previous state after.
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(f)
+}
+
+/// Whether maskable interrupts are enabled.
+pub fn interrupts_enabled() -> bool {
+    x86_64::instructions::interrupts::are_enabled()
+}
+
+/// Enables maskable interrupts.
+pub fn enable_interrupts() {
+    x86_64::instructions::interrupts::enable();
+}

@@ -1,0 +1,160 @@
+//! The kernel command line (from fw_cfg `opt/stacklab/cmdline`): each command runs in order and
+//! reports a `result` (or an `error` for a bad command); after the last one the kernel exits
+//! with the worst outcome.
+
+use stacklab_core::cmdline::{self, Args, Command};
+use stacklab_core::proto::ExitCode;
+
+use crate::arch::x86_64::{cpu, pic, provoke};
+use crate::{fault, report, time};
+
+/// What `demo` runs: a tour that ends in the double-fault report.
+pub const DEMO: &str = "info; int3; ticks 20; boot-overflow";
+
+/// Every command with its arguments and one line of help.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    ("help", "", "list the commands"),
+    ("info", "", "memory, timer and CPU facts"),
+    ("int3", "", "execute int3; the #BP handler returns to the caller"),
+    ("ticks", "MS", "busy-wait MS milliseconds of TSC time and count timer interrupts"),
+    ("gp", "", "load a selector past the GDT limit: #GP(0x50), a fatal report"),
+    ("read", "ADDR", "read one byte at ADDR (an unmapped ADDR is a fatal #PF report)"),
+    ("boot-overflow", "", "recurse on the boot stack into its guard page: #DF report, stop"),
+    ("demo", "", DEMO),
+    ("halt", "", "stop running commands; keep taking timer interrupts forever"),
+    ("exit", "", "exit now with the outcome so far"),
+];
+
+/// Runs every command of `line`, then exits.
+pub fn run_all(line: &str) -> ! {
+    for c in cmdline::commands(line) {
+        run(c);
+    }
+    report::exit(ExitCode::Success)
+}
+
+fn run(c: Command<'_>) {
+    let mut args = c.args();
+    let res = match c.name {
+        "help" => args.finish().map(|_| help()),
+        "info" => args.finish().map(|_| info()),
+        "int3" => args.finish().map(|_| int3()),
+        "ticks" => args.number("MS", 1, 60_000).and_then(|ms| args.finish().map(|_| ticks(ms))),
+        "gp" => args.finish().map(|_| provoke::general_protection()),
+        "read" => args.number("ADDR", 0, u64::MAX).and_then(|a| {
+            args.finish()?;
+            let v = provoke::read_byte(a);
+            report::emit("result", |r| r.str("cmd", "read").bool("ok", true).hex("addr", a).u64("value", v as u64));
+            Ok(())
+        }),
+        "boot-overflow" => args.finish().map(|_| boot_overflow()),
+        "demo" => args.finish().map(|_| {
+            for c in cmdline::commands(DEMO) {
+                run(c);
+            }
+        }),
+        "halt" => args.finish().map(|_| halt()),
+        "exit" => args.finish().map(|_| report::exit(ExitCode::Success)),
+        other => {
+            unknown(other, args);
+            return;
+        }
+    };
+    if let Err(e) = res {
+        report::bad_command(c.text, format_args!("{e}"));
+    }
+}
+
+fn unknown(name: &str, _args: Args<'_>) {
+    report::bad_command(name, format_args!("unknown command '{name}' (try 'help')"));
+}
+
+fn help() {
+    for (name, args, what) in COMMANDS {
+        log::info!("  {name} {args:<6} {what}");
+    }
+    report::emit("result", |r| r.str("cmd", "help").bool("ok", true).u64("commands", COMMANDS.len() as u64));
+}
+
+fn info() {
+    let frames = crate::mem::frame::stats();
+    let (heap_used, heap_free) = crate::mem::heap::usage();
+    log::info!(
+        "memory: {} frames ({} MiB), {} in use; heap {} KiB used, {} KiB free; tsc {} MHz",
+        frames.total,
+        frames.total * 4096 >> 20,
+        frames.in_use,
+        heap_used / 1024,
+        heap_free / 1024,
+        time::tsc_hz() / 1_000_000
+    );
+    report::emit("result", |r| {
+        r.str("cmd", "info")
+            .bool("ok", true)
+            .u64("frames_total", frames.total)
+            .u64("frames_in_use", frames.in_use)
+            .u64("heap_used", heap_used as u64)
+            .u64("heap_free", heap_free as u64)
+            .u64("tsc_hz", time::tsc_hz())
+            .u64("ticks", pic::ticks())
+    });
+}
+
+fn int3() {
+    let (before, _) = fault::breakpoint_stats();
+    provoke::breakpoint();
+    let (after, rip) = fault::breakpoint_stats();
+    let ok = after == before + 1;
+    log::info!("int3: handler ran {} time(s), returned to {rip:#x}", after - before);
+    report::emit("result", |r| {
+        r.str("cmd", "int3")
+            .bool("ok", ok)
+            .str("handler", "breakpoint")
+            .u64("vector", 3)
+            .u64("hits", after - before)
+            .hex("rip", rip)
+    });
+    if !ok {
+        report::note_outcome(ExitCode::Failure);
+    }
+}
+
+fn ticks(ms: u64) {
+    let start = pic::ticks();
+    time::spin_ms(ms);
+    let counted = pic::ticks() - start;
+    // The PIT runs at TIMER_HZ; allow a quarter either way for emulator jitter.
+    let expected = ms * pic::TIMER_HZ as u64 / 1000;
+    let ok = counted * 4 >= expected * 3 && counted * 4 <= expected * 5;
+    log::info!("ticks: {counted} timer interrupts in {ms} ms (expected about {expected})");
+    report::emit("result", |r| {
+        r.str("cmd", "ticks").bool("ok", ok).u64("ms", ms).u64("ticks", counted).u64("expected", expected)
+    });
+    if !ok {
+        report::note_outcome(ExitCode::Failure);
+    }
+}
+
+/// Recurses with 512-byte frames until the boot stack's guard page stops it.
+fn boot_overflow() {
+    log::info!("boot-overflow: recursing on the boot stack until it hits its guard page");
+    let depth = overflow(0);
+    // Unreachable unless the guard page is missing.
+    report::emit("result", |r| r.str("cmd", "boot-overflow").bool("ok", false).u64("depth", depth));
+    report::note_outcome(ExitCode::Failure);
+}
+
+#[inline(never)]
+fn overflow(n: u64) -> u64 {
+    let mut buf = [0u8; 512];
+    buf[n as usize % 512] = n as u8;
+    let buf = core::hint::black_box(buf);
+    if core::hint::black_box(n) == u64::MAX { 0 } else { overflow(n + 1) + buf[0] as u64 }
+}
+
+fn halt() -> ! {
+    log::info!("halt: idle, taking timer interrupts (stop QEMU to end)");
+    loop {
+        cpu::wait_for_interrupt();
+    }
+}

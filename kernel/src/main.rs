@@ -1,0 +1,100 @@
+//! stacklab: an x86_64 kernel for experiments with kernel stacks that grow on demand.
+//!
+//! Boot path (see docs/architecture.md): the UEFI boot loader enters [`kernel_main`] on its
+//! own stack; the kernel sets up serial, memory, GDT/TSS/IST, IDT and the timer, moves onto its
+//! own guard-paged boot stack, reads its command line from fw_cfg, reports `ready`, and runs
+//! the commands.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod cmd;
+mod fault;
+mod mem;
+mod report;
+mod stack;
+mod time;
+
+use alloc::string::String;
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::{BootInfo, entry_point};
+use stacklab_core::cmdline::MAX_CMDLINE;
+use stacklab_core::proto::{ExitCode, FW_CFG_CMDLINE};
+
+use arch::x86_64::{cpu, fwcfg, gdt, idt, pic, serial, stackswitch};
+
+const BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut c = BootloaderConfig::new_default();
+    c.mappings.physical_memory = Some(Mapping::Dynamic);
+    // Keep the boot loader's dynamic mappings out of the kernel's own level-4 slot.
+    c.mappings.dynamic_range_end = Some(mem::BOOTLOADER_DYNAMIC_END);
+    c
+};
+
+entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+static KERNEL_OFFSET: spin::Once<u64> = spin::Once::new();
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    time::mark_entry(cpu::rdtsc());
+    serial::init();
+    KERNEL_OFFSET.call_once(|| boot_info.kernel_image_offset);
+    mem::init(boot_info);
+    report::init_logger();
+    gdt::init();
+    idt::load(idt::PfDelivery::Gate);
+    pic::init();
+    cpu::enable_interrupts();
+    let top = stack::alloc_boot_stack();
+    // SAFETY: `top` is the top of a freshly mapped guarded area that nothing else uses, and it
+    // is page aligned.
+    unsafe { stackswitch::run_on_stack(top, on_boot_stack, 0) }
+}
+
+extern "sysv64" fn on_boot_stack(_: u64) -> ! {
+    time::calibrate(10);
+    let mut buf = [0u8; MAX_CMDLINE];
+    let cmdline = match fwcfg::read_file(FW_CFG_CMDLINE, &mut buf) {
+        Some((n, size)) if n < size => {
+            report::bad_command("cmdline", format_args!("command line is {size} bytes; the limit is {MAX_CMDLINE}"));
+            String::new()
+        }
+        Some((n, _)) => match core::str::from_utf8(&buf[..n]) {
+            Ok(s) => String::from(s.trim_end_matches('\0')),
+            Err(_) => {
+                report::bad_command("cmdline", format_args!("command line is not UTF-8"));
+                String::new()
+            }
+        },
+        None => String::new(),
+    };
+    let ready_ns = time::cycles_to_ns(cpu::rdtsc() - time::entry_tsc());
+    log::info!(
+        "stacklab {} ready in {}.{:03} ms (tsc {} MHz); command line: '{cmdline}'",
+        env!("CARGO_PKG_VERSION"),
+        ready_ns / 1_000_000,
+        ready_ns / 1000 % 1000,
+        time::tsc_hz() / 1_000_000
+    );
+    report::emit("ready", |r| {
+        r.str("version", env!("CARGO_PKG_VERSION"))
+            .u64("tsc_hz", time::tsc_hz())
+            .u64("entry_to_ready_ns", ready_ns)
+            .hex("kernel_offset", *KERNEL_OFFSET.get().unwrap_or(&0))
+            .str("cmdline", &cmdline)
+    });
+    cmd::run_all(&cmdline)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::fmt::Write;
+    cpu::without_interrupts(|| {
+        let mut w = serial::emergency();
+        let _ = writeln!(w, "!!! PANIC: {info}");
+        report::emit_fatal("abort", |r| r.str("reason", "panic").fmt("msg", format_args!("{}", info.message())));
+        report::exit_fatal(ExitCode::Panic)
+    })
+}

@@ -1,0 +1,132 @@
+//! Physical frame allocator: a bump pointer over the boot memory map's usable regions, plus an
+//! intrusive free list of returned frames (the link lives in the free frame itself, reached
+//! through the physical-memory window), so allocation and release are O(1) and need no heap.
+
+use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
+use spin::Mutex;
+use x86_64::PhysAddr;
+use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size4KiB};
+
+const MAX_REGIONS: usize = 64;
+const PAGE: u64 = 4096;
+
+struct Frames {
+    regions: [(u64, u64); MAX_REGIONS],
+    nregions: usize,
+    region: usize,
+    next: u64,
+    free_head: u64,
+    phys_offset: u64,
+    total: u64,
+    in_use: u64,
+}
+
+static FRAMES: Mutex<Frames> = Mutex::new(Frames {
+    regions: [(0, 0); MAX_REGIONS],
+    nregions: 0,
+    region: 0,
+    next: 0,
+    free_head: 0,
+    phys_offset: 0,
+    total: 0,
+    in_use: 0,
+});
+
+/// Counters for reports.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameStats {
+    pub total: u64,
+    pub in_use: u64,
+}
+
+pub(super) fn init(regions: &MemoryRegions, phys_offset: u64) {
+    crate::arch::x86_64::cpu::without_interrupts(|| {
+        let mut f = FRAMES.lock();
+        f.phys_offset = phys_offset;
+        for r in regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
+            // Never hand out frame 0: its address doubles as the free list's "none".
+            let start = r.start.max(PAGE).next_multiple_of(PAGE);
+            let end = r.end & !(PAGE - 1);
+            if end <= start || f.nregions == MAX_REGIONS {
+                continue;
+            }
+            let n = f.nregions;
+            f.regions[n] = (start, end);
+            f.nregions += 1;
+            f.total += (end - start) / PAGE;
+        }
+        f.next = f.regions[0].0;
+    });
+}
+
+impl Frames {
+    fn alloc(&mut self) -> Option<u64> {
+        if self.free_head != 0 {
+            let frame = self.free_head;
+            // SAFETY: every frame on the free list was given back through `free`, which wrote
+            // the next link into its first word; the frame is mapped at phys_offset + frame.
+            self.free_head = unsafe { ((self.phys_offset + frame) as *const u64).read() };
+            self.in_use += 1;
+            return Some(frame);
+        }
+        while self.region < self.nregions {
+            let (_, end) = self.regions[self.region];
+            if self.next < end {
+                let frame = self.next;
+                self.next += PAGE;
+                self.in_use += 1;
+                return Some(frame);
+            }
+            self.region += 1;
+            if self.region < self.nregions {
+                self.next = self.regions[self.region].0;
+            }
+        }
+        None
+    }
+
+    fn free(&mut self, frame: u64) {
+        // SAFETY: the caller gave up the frame (see `free_frame`); it is usable RAM mapped at
+        // phys_offset + frame, and nothing else references it now.
+        unsafe { ((self.phys_offset + frame) as *mut u64).write(self.free_head) };
+        self.free_head = frame;
+        self.in_use -= 1;
+    }
+}
+
+/// Allocates one 4 KiB frame, zero-filled.
+pub fn alloc_zeroed() -> Option<PhysFrame> {
+    let f = crate::arch::x86_64::cpu::without_interrupts(|| FRAMES.lock().alloc())?;
+    let virt = super::phys_offset() + f;
+    // SAFETY: the frame was just taken from the allocator, so nothing else uses it, and it is
+    // mapped writable through the physical-memory window.
+    unsafe { core::ptr::write_bytes(virt as *mut u8, 0, PAGE as usize) };
+    Some(PhysFrame::containing_address(PhysAddr::new(f)))
+}
+
+/// Returns a frame to the allocator.
+///
+/// # Safety
+/// The frame must have come from [`alloc_zeroed`] and must no longer be mapped or referenced
+/// anywhere.
+pub unsafe fn free_frame(frame: PhysFrame) {
+    let a = frame.start_address().as_u64();
+    crate::arch::x86_64::cpu::without_interrupts(|| FRAMES.lock().free(a));
+}
+
+pub fn stats() -> FrameStats {
+    crate::arch::x86_64::cpu::without_interrupts(|| {
+        let f = FRAMES.lock();
+        FrameStats { total: f.total, in_use: f.in_use }
+    })
+}
+
+/// Hands frames to the page-table code of the `x86_64` crate (for intermediate tables).
+pub(super) struct TableFrames;
+
+// SAFETY: `alloc_zeroed` returns frames that are unused and zero-filled, as the trait requires.
+unsafe impl FrameAllocator<Size4KiB> for TableFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        alloc_zeroed()
+    }
+}

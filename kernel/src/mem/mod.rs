@@ -1,0 +1,73 @@
+//! Memory: physical frames, page tables, the kernel's own virtual areas and the heap.
+//!
+//! Together with `crate::arch` this is the only place with `unsafe`. The boot loader maps all
+//! physical memory at a fixed offset (`Mapping::Dynamic` in `main.rs`); page tables are edited
+//! through that window.
+//!
+//! Kernel virtual layout (one level-4 slot that the boot loader is kept out of, see
+//! [`KVA_BASE`]):
+//!
+//! | offset from `KVA_BASE` | what |
+//! |---|---|
+//! | 0 | kernel heap ([`heap::HEAP_SIZE`]) |
+//! | 1 GiB | guarded areas: IST stacks and other fixed stacks, each above an unmapped page |
+//! | 64 GiB | thread stack slots (`crate::stack`) |
+
+pub mod frame;
+pub mod heap;
+pub mod kva;
+
+use bootloader_api::BootInfo;
+use spin::{Mutex, Once};
+use x86_64::VirtAddr;
+use x86_64::structures::paging::{OffsetPageTable, PageTable};
+
+/// Start of the kernel's own virtual area: level-4 index 448. The boot loader's dynamic
+/// mappings are confined below it by `BOOTLOADER_CONFIG` in `main.rs`.
+pub const KVA_BASE: u64 = 0xffff_e000_0000_0000;
+/// Highest address the boot loader may use for its dynamic mappings.
+pub const BOOTLOADER_DYNAMIC_END: u64 = 0xffff_c000_0000_0000 - 1;
+
+static PHYS_OFFSET: Once<u64> = Once::new();
+static MAPPER: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+
+/// The virtual address at which physical address 0 is mapped.
+pub fn phys_offset() -> u64 {
+    *PHYS_OFFSET.get().expect("mem::init ran")
+}
+
+/// Runs `f` with the kernel page-table mapper, interrupts disabled.
+pub(crate) fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
+    crate::arch::x86_64::cpu::without_interrupts(|| {
+        let mut guard = MAPPER.lock();
+        f(guard.as_mut().expect("mem::init ran"))
+    })
+}
+
+/// Sets up frames, page tables and the heap. Must run once, before anything allocates.
+pub fn init(boot_info: &'static mut BootInfo) {
+    let offset = boot_info
+        .physical_memory_offset
+        .into_option()
+        .expect("the boot loader maps physical memory (BOOTLOADER_CONFIG asks for it)");
+    PHYS_OFFSET.call_once(|| offset);
+
+    frame::init(&boot_info.memory_regions, offset);
+
+    let (l4_frame, _) = x86_64::registers::control::Cr3::read();
+    let l4_virt = offset + l4_frame.start_address().as_u64();
+    // SAFETY: CR3 names the active level-4 table; with all physical memory mapped at `offset`
+    // this is its virtual address. This is the only `&mut` ever made to it (it moves into
+    // MAPPER, and `init` runs once).
+    let l4: &'static mut PageTable = unsafe { &mut *(l4_virt as *mut PageTable) };
+    assert!(
+        l4[kva::l4_index()].is_unused(),
+        "level-4 slot {} at {KVA_BASE:#x} is already used by the boot loader",
+        kva::l4_index()
+    );
+    // SAFETY: `offset` is where the boot loader mapped all of physical memory (boot info).
+    let mapper = unsafe { OffsetPageTable::new(l4, VirtAddr::new(offset)) };
+    crate::arch::x86_64::cpu::without_interrupts(|| *MAPPER.lock() = Some(mapper));
+
+    heap::init();
+}
