@@ -1,1 +1,16 @@
-fn main() {}
+//! `cargo lab ...`: see `boot_image::cli` and docs/running.md.
+
+fn main() {
+    // Ctrl-C: kill any QEMU we started (the run then unwinds and cleans its temp files), or
+    // exit at once if none is running. A second Ctrl-C always exits.
+    let _ = ctrlc::set_handler(|| {
+        static SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let again = SEEN.swap(true, std::sync::atomic::Ordering::SeqCst);
+        if !boot_image::qemu::interrupt() || again {
+            eprintln!("interrupted");
+            std::process::exit(boot_image::exit::status::INTERRUPTED);
+        }
+    });
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(boot_image::cli::main(&args));
+}
