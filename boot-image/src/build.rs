@@ -167,10 +167,15 @@ pub fn build_image(elf: &Path, image: &Path, output: Output) -> Result<bool, Err
     cmd.arg(format!("+{NIGHTLY}"))
         .args(["run", "--release", "--quiet", "--manifest-path"])
         .arg(&manifest)
+        // `--target-dir`, not CARGO_TARGET_DIR: bootloader's build script runs a nested
+        // `cargo install`, which would inherit the variable, try to lock the very target
+        // directory its parent build holds, and wait forever.
+        .arg("--target-dir")
+        .arg(paths::imager_target_dir())
+        .env_remove("CARGO_TARGET_DIR")
         .arg("--")
         .arg(abs(elf))
         .arg(abs(image))
-        .env("CARGO_TARGET_DIR", paths::imager_target_dir())
         .current_dir(manifest.parent().unwrap_or(Path::new(".")));
     let _ = std::fs::remove_file(stamp_path(image));
     run_cargo(cmd, "UEFI image", output)?;
