@@ -12,3 +12,4 @@ pub mod cmdline;
 pub mod exception;
 pub mod fwcfg;
 pub mod proto;
+pub mod stack;
