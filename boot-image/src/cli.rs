@@ -413,7 +413,7 @@ fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
                 out.results().len()
             ));
         }
-        (_, Some(p)) => note(&format!("{} after {elapsed}", style.red(p))),
+        (_, Some(p)) => note(&format!("{} [{elapsed}]", style.red(p))),
         (_, None) => note(&format!("{:?} after {elapsed}", out.exit)),
     }
     Ok(out.host_status())

@@ -548,6 +548,17 @@ fn probe_with_cache(qemu: &Path, cache_file: Option<&Path>) -> Result<(), String
     verdict
 }
 
+/// The first line of QEMU's stderr that says something (for one-line probe verdicts).
+fn first_stderr_line(r: &RunResult) -> String {
+    let line = r
+        .stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    crate::exit::one_line(line.strip_prefix("qemu-system-x86_64: ").unwrap_or(line))
+}
+
 /// Boots the probe sector under KVM (uncached).
 pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
     if !Path::new("/dev/kvm").exists() {
@@ -568,7 +579,7 @@ pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
     match r.end {
         QemuEnd::Exited(s) if s == expected => Ok(()),
         QemuEnd::Exited(s) => {
-            let tail = crate::exit::one_line(&r.stderr_tail(2));
+            let tail = first_stderr_line(&r);
             if tail.is_empty() {
                 Err(format!(
                     "probe guest ended with status {s}, expected {expected}"
@@ -578,7 +589,7 @@ pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
             }
         }
         QemuEnd::Signaled(sig) => {
-            let tail = crate::exit::one_line(&r.stderr_tail(2));
+            let tail = first_stderr_line(&r);
             Err(format!("QEMU was killed by signal {sig} ({tail})"))
         }
         QemuEnd::TimedOut => Err(format!(
