@@ -79,14 +79,13 @@ fn run_cargo(mut cmd: Command, what: &str, output: Output) -> Result<(), Error> 
     if status.success() {
         return Ok(());
     }
-    let tail: Vec<&str> = stderr
-        .lines()
-        .rev()
-        .take(30)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    // The first error and what follows it (warnings before it are noise here).
+    let lines: Vec<&str> = stderr.lines().collect();
+    let first_error = lines
+        .iter()
+        .position(|l| l.starts_with("error"))
+        .unwrap_or(lines.len().saturating_sub(30));
+    let tail: Vec<&str> = lines[first_error..].iter().take(30).copied().collect();
     let tail = if tail.is_empty() {
         String::new()
     } else {

@@ -208,8 +208,10 @@ impl Machine<'_> {
                 a.push(image.into());
             }
         }
+        // snapshot=on: the image is opened read-only with a shared lock and guest writes go
+        // to a throw-away overlay, so parallel runs (tests) can boot the same image.
         a.push("-drive".into());
-        a.push(opt_path("format=raw,file=", self.image));
+        a.push(opt_path("format=raw,snapshot=on,file=", self.image));
         if let Some(fw) = fw_cfg_cmdline(self.cmdline)? {
             a.push("-fw_cfg".into());
             a.push(fw);
@@ -679,7 +681,7 @@ mod tests {
             "-machine q35 -m 512M -cpu max -smp 1 -nodefaults -no-reboot -display none -serial stdio \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
              -drive if=pflash,format=raw,readonly=on,file=/fw/CODE.fd \
-             -drive if=pflash,format=raw,file=/tmp/v/VARS.fd -drive format=raw,file=/t/a,,b.img \
+             -drive if=pflash,format=raw,file=/tmp/v/VARS.fd -drive format=raw,snapshot=on,file=/t/a,,b.img \
              -fw_cfg name=opt/stacklab/cmdline,string=int3,, exit -accel tcg"
         );
         let kvm = Machine {
