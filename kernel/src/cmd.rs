@@ -2,11 +2,13 @@
 //! reports a `result` (or an `error` for a bad command); after the last one the kernel exits
 //! with the worst outcome.
 
-use stacklab_core::cmdline::{self, Args, Command};
+use spin::Mutex;
+use stacklab_core::cmdline::{self, ArgError, Args, Command};
+use stacklab_core::stack::Policy;
 use stacklab_core::proto::ExitCode;
 
 use crate::arch::x86_64::{cpu, pic, provoke};
-use crate::{fault, report, time};
+use crate::{fault, report, scenario, stack, time};
 
 /// What `demo` runs: a tour that ends in the double-fault report.
 pub const DEMO: &str = "info; int3; ticks 20; boot-overflow";
@@ -20,6 +22,14 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("gp", "", "load a selector past the GDT limit: #GP(0x50), a fatal report"),
     ("read", "ADDR", "read one byte at ADDR (an unmapped ADDR is a fatal #PF report)"),
     ("boot-overflow", "", "recurse on the boot stack into its guard page: #DF report, stop"),
+    ("policy", "P ..", "stack policy for later threads: 'fixed BYTES' (8K/16K/32K)"),
+    ("stack-span", "BYTES", "span of each stack slot (power of two, before the first thread)"),
+    ("recurse", "D F", "a thread recurses D levels with F-byte frames; checks the result"),
+    ("threads", "N", "N threads with varied depths under timer preemption; checks every result"),
+    ("hwm", "BYTES", "a thread marks its stack BYTES below the top; checks the high-water mark"),
+    ("guard-touch", "", "a thread reads its own guard page: #PF report from the #DF stack, stop"),
+    ("stacks", "", "histogram of per-thread maximum stack use"),
+    ("bench", "WHAT", "switch | spawn | idle N | threads (all, for fixed 8K/16K/32K)"),
     ("demo", "", DEMO),
     ("halt", "", "stop running commands; keep taking timer interrupts forever"),
     ("exit", "", "exit now with the outcome so far"),
@@ -48,6 +58,43 @@ fn run(c: Command<'_>) {
             Ok(())
         }),
         "boot-overflow" => args.finish().map(|_| boot_overflow()),
+        "policy" => policy_cmd(&mut args).and_then(|p| {
+            args.finish()?;
+            set_policy(p);
+            Ok(())
+        }),
+        "stack-span" => args.number("BYTES", 16 * 1024, 1 << 20).and_then(|b| {
+            args.finish()?;
+            match stack::set_span(b) {
+                Ok(()) => report::emit("result", |r| r.str("cmd", "stack-span").bool("ok", true).u64("span", b)),
+                Err(stack::SpanError::Bad) => report::bad_command(c.text, format_args!("span must be a power of two from 16K to 1M")),
+                Err(stack::SpanError::InUse) => report::bad_command(c.text, format_args!("the span cannot change after threads have run")),
+            }
+            Ok(())
+        }),
+        "recurse" => args.number("DEPTH", 0, 100_000).and_then(|d| {
+            let f = args.number("FRAME", 1, 8192)?;
+            args.finish()?;
+            if scenario::FRAME_SIZES.contains(&f) {
+                scenario::recurse_cmd(policy(), d, f);
+            } else {
+                report::bad_command(c.text, format_args!("FRAME must be one of {:?}", scenario::FRAME_SIZES));
+            }
+            Ok(())
+        }),
+        "threads" => args.number("N", 1, 2000).and_then(|n| args.finish().map(|_| scenario::threads_cmd(policy(), n))),
+        "hwm" => args.number("BYTES", 512, 1 << 20).and_then(|b| {
+            args.finish()?;
+            if b + 256 > policy().initial_bytes() {
+                report::bad_command(c.text, format_args!("BYTES must leave 256 bytes of the {} initially mapped", policy().initial_bytes()));
+            } else {
+                scenario::hwm_cmd(policy(), b);
+            }
+            Ok(())
+        }),
+        "guard-touch" => args.finish().map(|_| scenario::guard_touch_cmd(policy())),
+        "stacks" => args.finish().map(|_| scenario::stacks_cmd()),
+        "bench" => bench_cmd(&mut args),
         "demo" => args.finish().map(|_| {
             for c in cmdline::commands(DEMO) {
                 run(c);
@@ -63,6 +110,48 @@ fn run(c: Command<'_>) {
     if let Err(e) = res {
         report::bad_command(c.text, format_args!("{e}"));
     }
+}
+
+static POLICY: Mutex<Policy> = Mutex::new(Policy::Fixed { bytes: 16 * 1024 });
+
+fn policy() -> Policy {
+    cpu::without_interrupts(|| *POLICY.lock())
+}
+
+fn set_policy(p: Policy) {
+    log::info!("policy: new threads get {p}");
+    cpu::without_interrupts(|| *POLICY.lock() = p);
+    report::emit("result", |r| r.str("cmd", "policy").bool("ok", true).fmt("policy", format_args!("{p}")));
+}
+
+fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
+    match args.choice("KIND", &["fixed"])? {
+        _ => {
+            let bytes = args.number("BYTES", 4096, 1 << 20)?;
+            if ![8 * 1024, 16 * 1024, 32 * 1024].contains(&bytes) {
+                return Err(ArgError::BadChoice { cmd: "policy", what: "BYTES", got: "that size", choices: &["8K", "16K", "32K"] });
+            }
+            Ok(Policy::Fixed { bytes })
+        }
+    }
+}
+
+fn bench_cmd<'a>(args: &mut Args<'a>) -> Result<(), ArgError<'a>> {
+    match args.choice("WHAT", &["switch", "spawn", "idle", "threads"])? {
+        "switch" => scenario::bench_switch(policy(), args.number_or("ROUNDS", 2000, 1, 1_000_000)?),
+        "spawn" => scenario::bench_spawn(policy(), args.number_or("N", 500, 1, 100_000)?),
+        "idle" => {
+            scenario::bench_idle(policy(), args.number_or("N", 1000, 1, 4000)?);
+        }
+        _ => {
+            scenario::bench_switch(policy(), 2000);
+            scenario::bench_spawn(policy(), 500);
+            for kib in [8, 16, 32] {
+                scenario::bench_idle(Policy::Fixed { bytes: kib * 1024 }, 1000);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unknown(name: &str, _args: Args<'_>) {

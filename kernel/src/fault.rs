@@ -11,9 +11,10 @@ use stacklab_core::proto::ExitCode;
 
 use crate::arch::x86_64::backtrace;
 use crate::arch::x86_64::entry::TrapFrame;
-use crate::arch::x86_64::serial;
+use crate::arch::x86_64::{serial, stackswitch};
+use crate::mem::stackmap;
 use crate::report;
-use crate::stack::{self, StackInfo};
+use crate::stack::{self, StackInfo, StackKind};
 
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 static LAST_BREAKPOINT_RIP: AtomicU64 = AtomicU64::new(0);
@@ -30,15 +31,25 @@ pub fn breakpoint_stats() -> (u64, u64) {
 }
 
 /// Timer tick (already counted and acknowledged).
-pub fn timer(_frame: &mut TrapFrame) {}
+pub fn timer(_frame: &mut TrapFrame) {
+    crate::thread::on_tick();
+}
 
-/// #PF. No growable stacks yet: a fault in a guard page is an overflow whose #PF frame still
-/// fit; anything else is fatal.
+/// #PF. A fault in a stack's guard is an overflow whose #PF frame still fit on the stack: the
+/// report moves to the #DF IST stack first (Linux's `call_on_stack` route), so reporting never
+/// pushes deeper into the overflowing stack. Anything else is fatal.
 pub fn page_fault(frame: &mut TrapFrame, cr2: u64) {
-    if let Some(s) = stack::find(cr2).filter(|s| s.in_guard(cr2)) {
-        stack_overflow(frame, cr2, &s, "#PF");
+    if stack::find(cr2).is_some_and(|s| s.in_guard(cr2)) {
+        stackswitch::call_on_df_stack(frame, cr2, overflow_from_pf);
     }
     fatal(frame, cr2)
+}
+
+fn overflow_from_pf(frame: &TrapFrame, cr2: u64) -> ! {
+    match stack::find(cr2) {
+        Some(s) => stack_overflow(frame, cr2, &s, "#PF"),
+        None => fatal(frame, cr2),
+    }
 }
 
 /// #DF. An abort (SDM Vol. 3A, Interrupt 8): the saved RIP is undefined and the program
@@ -56,20 +67,30 @@ pub fn double_fault(frame: &mut TrapFrame, cr2: u64) -> ! {
 
 fn stack_overflow(frame: &TrapFrame, cr2: u64, s: &StackInfo, via: &str) -> ! {
     let mut w = serial::emergency();
+    let (tid, slot) = match s.kind {
+        StackKind::Thread { slot, tid } => (tid, slot as i64),
+        StackKind::Boot => (crate::thread::MAIN_TID, -1),
+        StackKind::Ist(_) => (0, -1),
+    };
+    let high_water = stackmap::high_water(s.lo, s.hi);
     let _ = writeln!(
         w,
-        "BUG: {} stack guard page was hit at {cr2:#x} (stack is {:#x}..{:#x}), caught by {via}",
-        s.name(),
+        "BUG: stack guard page was hit at {cr2:#x} (stack is {:#x}..{:#x}), thread '{}' (tid {tid}), caught by {via}",
         s.lo,
-        s.hi
+        s.hi,
+        s.name(),
     );
+    let _ = writeln!(w, "    high-water mark {high_water} bytes of {} mapped", s.hi - s.lo);
     let mut bt = [0u64; backtrace::MAX_FRAMES];
     let n = backtrace::walk(frame.rbp, s.lo, s.hi, &mut bt);
     write_registers(&mut w, frame, cr2, &bt[..n]);
     report::emit_fatal("abort", |r| {
         r.str("reason", "stack-overflow")
             .str("via", via)
-            .str("stack", s.name())
+            .str("thread", s.name())
+            .u64("tid", tid)
+            .i64("slot", slot)
+            .u64("high_water", high_water)
             .hex("guard_addr", cr2)
             .hex("stack_lo", s.lo)
             .hex("stack_hi", s.hi)

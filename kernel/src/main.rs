@@ -14,7 +14,9 @@ mod cmd;
 mod fault;
 mod mem;
 mod report;
+mod scenario;
 mod stack;
+mod thread;
 mod time;
 
 use alloc::string::String;
@@ -54,6 +56,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 }
 
 extern "sysv64" fn on_boot_stack(_: u64) -> ! {
+    thread::init();
     time::calibrate(10);
     let mut buf = [0u8; MAX_CMDLINE];
     let cmdline = match fwcfg::read_file(FW_CFG_CMDLINE, &mut buf) {

@@ -16,6 +16,7 @@
 pub mod frame;
 pub mod heap;
 pub mod kva;
+pub mod stackmap;
 
 use bootloader_api::BootInfo;
 use spin::{Mutex, Once};

@@ -1,6 +1,7 @@
 //! x86_64: descriptor tables, trap entry, interrupt controllers, timers and port devices.
 
 pub mod backtrace;
+pub mod context;
 pub mod cpu;
 pub mod entry;
 pub mod fwcfg;

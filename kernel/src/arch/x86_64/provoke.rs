@@ -30,3 +30,15 @@ pub fn read_byte(addr: u64) -> u8 {
     unsafe { asm!("mov {0}, byte ptr [{1}]", out(reg_byte) v, in(reg) addr, options(nostack, readonly, preserves_flags)) };
     v
 }
+
+/// Writes a non-zero marker word at `addr`, which must lie in the running thread's mapped
+/// stack below the current stack pointer (checked; panics otherwise). Used to calibrate the
+/// high-water mark: the deepest word the thread ever wrote is then exactly known.
+pub fn mark_stack_word(addr: u64, stack_lo: u64) {
+    let rsp = super::cpu::rsp();
+    assert!(addr % 8 == 0 && addr >= stack_lo && addr + 8 <= rsp - 64, "marker {addr:#x} is not free stack below RSP {rsp:#x}");
+    // SAFETY: checked above: the word is inside the running thread's own mapped stack, below
+    // the live part (RSP minus a margin); nothing there is in use, and the kernel has no red
+    // zone (x86_64-unknown-none), so the compiler keeps no data below RSP.
+    unsafe { asm!("mov qword ptr [{0}], {1}", in(reg) addr, in(reg) 0x5354_4b4c_4142_u64, options(nostack, preserves_flags)) };
+}

@@ -2,6 +2,8 @@
 
 use core::arch::asm;
 
+use super::entry::TrapFrame;
+
 /// Switches RSP to `top` and calls `f(arg)` there; `f` never returns.
 ///
 /// # Safety
@@ -22,4 +24,28 @@ pub unsafe fn run_on_stack(top: u64, f: extern "sysv64" fn(u64) -> !, arg: u64) 
             options(noreturn),
         )
     }
+}
+
+struct ReportArgs<'a> {
+    frame: &'a TrapFrame,
+    cr2: u64,
+    f: fn(&TrapFrame, u64) -> !,
+}
+
+extern "sysv64" fn report_trampoline(args: u64) -> ! {
+    // SAFETY: `args` is the address of the `ReportArgs` that `call_on_df_stack` built on the
+    // stack it left; that stack stays mapped and untouched because nothing returns to it.
+    let a = unsafe { &*(args as *const ReportArgs<'_>) };
+    (a.f)(a.frame, a.cr2)
+}
+
+/// Calls `f(frame, cr2)` on the #DF IST stack and never returns. For reporting a fault whose
+/// own stack is exhausted (Linux's `call_on_stack` route in `handle_stack_overflow`).
+pub fn call_on_df_stack(frame: &TrapFrame, cr2: u64, f: fn(&TrapFrame, u64) -> !) -> ! {
+    let args = ReportArgs { frame, cr2, f };
+    let top = super::gdt::ist_areas()[super::gdt::Ist::DoubleFault as usize].top;
+    // SAFETY: `top` is the top of the #DF IST stack, a mapped guarded area. Reusing it is safe
+    // because this path never returns: if a #DF arrives meanwhile it rewinds the same stack,
+    // and it ends the machine too.
+    unsafe { run_on_stack(top, report_trampoline, &args as *const ReportArgs<'_> as u64) }
 }

@@ -1,0 +1,313 @@
+//! Scenarios the command line can run: deep recursion with a checked result, many threads
+//! under preemption, a calibrated high-water mark, deliberate guard hits, and benchmarks.
+
+use alloc::vec::Vec;
+use core::hint::black_box;
+use stacklab_core::stack::{HISTOGRAM_LABELS, Policy, median_p99};
+
+use crate::arch::x86_64::{cpu, provoke};
+use crate::report;
+use crate::stack;
+use crate::thread;
+use crate::time;
+
+/// Frame buffer sizes `recurse` accepts (one compiled function each).
+pub const FRAME_SIZES: [u64; 10] = [32, 64, 128, 256, 512, 1024, 2048, 3072, 4096, 8192];
+
+/// One level's contribution to the checksum: a function of the depth and byte index.
+fn byte(depth: u64, i: usize) -> u8 {
+    (depth.wrapping_mul(131).wrapping_add(i as u64 * 7) % 251) as u8
+}
+
+fn mix(acc: u64, level_sum: u64) -> u64 {
+    acc.wrapping_mul(0x100_0000_01b3).wrapping_add(level_sum)
+}
+
+/// Recurses `depth` levels with an `N`-byte buffer per frame. Each level fills its buffer,
+/// recurses, and only then sums the buffer, so a frame lost or overwritten by a deeper one
+/// changes the result. Optionally spins `spin_ms` at the bottom (to be preempted there).
+#[inline(never)]
+fn rec<const N: usize>(depth: u64, spin_ms: u64) -> u64 {
+    let mut buf = [0u8; N];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = byte(depth, i);
+    }
+    black_box(&mut buf);
+    let below = if depth == 0 {
+        if spin_ms > 0 {
+            time::spin_ms(spin_ms);
+        }
+        0
+    } else {
+        rec::<N>(depth - 1, spin_ms)
+    };
+    let sum: u64 = black_box(&buf).iter().map(|b| *b as u64).sum();
+    mix(below, sum)
+}
+
+/// The value `rec::<N>(depth)` must return, computed without recursion.
+pub fn expected(depth: u64, frame: u64) -> u64 {
+    let mut acc = 0;
+    for d in 0..=depth {
+        let sum: u64 = (0..frame as usize).map(|i| byte(d, i) as u64).sum();
+        acc = mix(acc, sum);
+    }
+    acc
+}
+
+/// Runs the recursion for a supported frame size; `None` for other sizes.
+pub fn recurse(depth: u64, frame: u64, spin_ms: u64) -> Option<u64> {
+    Some(match frame {
+        32 => rec::<32>(depth, spin_ms),
+        64 => rec::<64>(depth, spin_ms),
+        128 => rec::<128>(depth, spin_ms),
+        256 => rec::<256>(depth, spin_ms),
+        512 => rec::<512>(depth, spin_ms),
+        1024 => rec::<1024>(depth, spin_ms),
+        2048 => rec::<2048>(depth, spin_ms),
+        3072 => rec::<3072>(depth, spin_ms),
+        4096 => rec::<4096>(depth, spin_ms),
+        8192 => rec::<8192>(depth, spin_ms),
+        _ => return None,
+    })
+}
+
+fn fail() {
+    report::note_outcome(stacklab_core::proto::ExitCode::Failure);
+}
+
+fn spawn_error(cmd: &str, e: thread::SpawnError) {
+    log::error!("{cmd}: cannot spawn: {e}");
+    report::emit("result", |r| r.str("cmd", cmd).bool("ok", false).fmt("error", format_args!("{e}")));
+    fail();
+}
+
+/// `recurse DEPTH FRAME`: one thread, checked result.
+pub fn recurse_cmd(policy: Policy, depth: u64, frame: u64) {
+    let start = cpu::rdtsc();
+    let tid = match thread::spawn("recurse", policy, move || recurse(depth, frame, 0).unwrap_or(0)) {
+        Ok(t) => t,
+        Err(e) => return spawn_error("recurse", e),
+    };
+    let j = thread::join(tid).expect("spawned thread can be joined");
+    let cycles = cpu::rdtsc() - start;
+    let want = expected(depth, frame);
+    let ok = j.result == want;
+    log::info!(
+        "recurse: depth {depth} x {frame} B frames on {policy}: result {:#x} ({}), high-water {} B, {} pages, {} us",
+        j.result,
+        if ok { "correct" } else { "WRONG" },
+        j.high_water,
+        j.pages,
+        time::cycles_to_ns(cycles) / 1000
+    );
+    report::emit("result", |r| {
+        r.str("cmd", "recurse")
+            .bool("ok", ok)
+            .fmt("policy", format_args!("{policy}"))
+            .u64("depth", depth)
+            .u64("frame", frame)
+            .hex("result", j.result)
+            .hex("expected", want)
+            .u64("high_water", j.high_water)
+            .u64("pages", j.pages)
+            .u64("tid", tid)
+    });
+    if !ok {
+        fail();
+    }
+}
+
+/// `threads N`: N threads with varied depths, each spinning 3 ms (more than a quantum) at its
+/// deepest point, so the timer preempts it there.
+pub fn threads_cmd(policy: Policy, n: u64) {
+    const FRAME: u64 = 128;
+    let (sw0, pre0, _) = thread::stats();
+    let depth_of = |i: u64| 4 + (i * 37) % 40;
+    let mut tids = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let d = depth_of(i);
+        match thread::spawn("worker", policy, move || recurse(d, FRAME, 3).unwrap_or(0)) {
+            Ok(t) => tids.push((t, d)),
+            Err(e) => return spawn_error("threads", e),
+        }
+    }
+    let (mut correct, mut max_hw) = (0u64, 0u64);
+    for (tid, d) in tids {
+        let j = thread::join(tid).expect("joinable");
+        if j.result == expected(d, FRAME) {
+            correct += 1;
+        }
+        max_hw = max_hw.max(j.high_water);
+    }
+    let (sw1, pre1, live) = thread::stats();
+    let ok = correct == n;
+    log::info!(
+        "threads: {correct}/{n} correct on {policy}; {} switches, {} preemptions; deepest stack {max_hw} B",
+        sw1 - sw0,
+        pre1 - pre0
+    );
+    report::emit("result", |r| {
+        r.str("cmd", "threads")
+            .bool("ok", ok)
+            .fmt("policy", format_args!("{policy}"))
+            .u64("threads", n)
+            .u64("correct", correct)
+            .u64("switches", sw1 - sw0)
+            .u64("preemptions", pre1 - pre0)
+            .u64("max_high_water", max_hw)
+            .u64("live_threads_after", live as u64)
+    });
+    if !ok {
+        fail();
+    }
+}
+
+/// `hwm BYTES`: a thread marks the word `BYTES` below its stack top; the measured high-water
+/// mark must be within one 64-byte line of that.
+pub fn hwm_cmd(policy: Policy, bytes: u64) {
+    let tid = match thread::spawn("hwm", policy, move || {
+        let s = stack::find(cpu::rsp()).expect("a thread runs on its stack");
+        let addr = (s.hi - bytes) & !7;
+        provoke::mark_stack_word(addr, s.lo);
+        s.hi - addr
+    }) {
+        Ok(t) => t,
+        Err(e) => return spawn_error("hwm", e),
+    };
+    let j = thread::join(tid).expect("joinable");
+    let truth = j.result;
+    let ok = j.high_water >= truth && j.high_water - truth < 64;
+    log::info!("hwm: true use {truth} B, measured {} B", j.high_water);
+    report::emit("result", |r| {
+        r.str("cmd", "hwm").bool("ok", ok).u64("true_use", truth).u64("high_water", j.high_water)
+    });
+    if !ok {
+        fail();
+    }
+}
+
+/// `guard-touch`: a thread reads its own guard page (the #PF frame fits; the report moves to
+/// the #DF stack). Ends the machine.
+pub fn guard_touch_cmd(policy: Policy) {
+    let tid = thread::spawn("guard-touch", policy, || {
+        let s = stack::find(cpu::rsp()).expect("a thread runs on its stack");
+        provoke::read_byte(s.guard.0 + 8) as u64
+    });
+    match tid {
+        Ok(t) => {
+            thread::join(t);
+            report::emit("result", |r| r.str("cmd", "guard-touch").bool("ok", false));
+            fail();
+        }
+        Err(e) => spawn_error("guard-touch", e),
+    }
+}
+
+/// `stacks`: the histogram of per-thread maximum use.
+pub fn stacks_cmd() {
+    let h = stack::histogram();
+    let l = stack::layout();
+    let mut line = alloc::string::String::new();
+    for (label, n) in HISTOGRAM_LABELS.iter().zip(h.buckets) {
+        use core::fmt::Write;
+        let _ = write!(line, " {label}:{n}");
+    }
+    log::info!("stacks: {} threads ended; max use by bucket:{line}; slot span {} K", h.total(), l.span / 1024);
+    report::emit("result", |r| {
+        r.str("cmd", "stacks").bool("ok", true).u64("threads", h.total()).u64_list("histogram", &h.buckets).u64("span", l.span)
+    });
+}
+
+// ---- benchmarks ----
+
+fn bench_record(name: &str, samples: &mut [u64]) -> (u64, u64) {
+    let (med, p99) = median_p99(samples);
+    log::info!("bench {name}: median {med} cycles, p99 {p99} cycles ({} samples)", samples.len());
+    report::emit("bench", |r| r.str("name", name).u64("median_cycles", med).u64("p99_cycles", p99).u64("samples", samples.len() as u64));
+    (med, p99)
+}
+
+/// Context switch cost from a ping-pong of two threads that yield to each other.
+pub fn bench_switch(policy: Policy, rounds: u64) {
+    let ping = thread::spawn("ping", policy, move || {
+        let mut samples = Vec::with_capacity(rounds as usize);
+        for _ in 0..rounds {
+            let t0 = cpu::rdtsc();
+            thread::yield_now();
+            samples.push((cpu::rdtsc() - t0) / 2);
+        }
+        let (med, p99) = median_p99(&mut samples);
+        med | (p99 << 32)
+    });
+    let pong = thread::spawn("pong", policy, move || {
+        for _ in 0..rounds + 1 {
+            thread::yield_now();
+        }
+        0
+    });
+    let (Ok(ping), Ok(pong)) = (ping, pong) else {
+        return spawn_error("bench", thread::SpawnError::NoSlot);
+    };
+    let packed = thread::join(ping).expect("joinable").result;
+    thread::join(pong);
+    let (med, p99) = (packed & 0xffff_ffff, packed >> 32);
+    log::info!("bench switch: median {med} cycles, p99 {p99} cycles per switch ({rounds} round trips)");
+    report::emit("bench", |r| r.str("name", "switch").u64("median_cycles", med).u64("p99_cycles", p99).u64("samples", rounds));
+}
+
+/// Spawn plus join of a thread that returns at once.
+pub fn bench_spawn(policy: Policy, n: u64) {
+    let mut samples = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let t0 = cpu::rdtsc();
+        let Ok(t) = thread::spawn("nop", policy, move || i) else {
+            return spawn_error("bench", thread::SpawnError::NoSlot);
+        };
+        thread::join(t);
+        samples.push(cpu::rdtsc() - t0);
+    }
+    bench_record("spawn-join", &mut samples);
+}
+
+/// Physical memory held by `n` idle threads (blocked at their first instruction's depth).
+pub fn bench_idle(policy: Policy, n: u64) -> u64 {
+    let before = crate::mem::frame::stats().in_use;
+    let mut tids = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        match thread::spawn("idle", policy, || {
+            thread::block();
+            0
+        }) {
+            Ok(t) => tids.push(t),
+            Err(e) => {
+                spawn_error("bench", e);
+                break;
+            }
+        }
+    }
+    // Let every thread run once and block.
+    thread::sleep_ms(5);
+    let frames = crate::mem::frame::stats().in_use - before;
+    let stack_pages: u64 = tids.len() as u64 * policy.initial_bytes() / 4096;
+    for t in &tids {
+        thread::wake(*t);
+    }
+    for t in tids {
+        thread::join(t);
+    }
+    let bytes = frames * 4096;
+    log::info!(
+        "bench idle: {n} idle threads on {policy}: {} KiB of frames ({} KiB stack pages, the rest page tables and bookkeeping)",
+        bytes / 1024,
+        stack_pages * 4
+    );
+    report::emit("bench", |r| {
+        r.str("name", "idle-memory")
+            .fmt("policy", format_args!("{policy}"))
+            .u64("threads", n)
+            .u64("bytes", bytes)
+            .u64("stack_bytes", stack_pages * 4096)
+    });
+    bytes
+}
