@@ -17,7 +17,10 @@ fn main() -> ExitCode {
     };
     let (kernel, out) = (PathBuf::from(kernel), PathBuf::from(out));
     if !kernel.is_file() {
-        eprintln!("stacklab-imager: kernel ELF {} does not exist", kernel.display());
+        eprintln!(
+            "stacklab-imager: kernel ELF {} does not exist",
+            kernel.display()
+        );
         return ExitCode::from(2);
     }
 
@@ -30,13 +33,20 @@ fn main() -> ExitCode {
     // Write next to the target and rename, so an interrupted run never leaves a truncated
     // image that looks newer than the kernel.
     let tmp = out.with_extension("img.partial");
-    if let Err(e) = UefiBoot::new(&kernel).set_boot_config(&config).create_disk_image(&tmp) {
+    if let Err(e) = UefiBoot::new(&kernel)
+        .set_boot_config(&config)
+        .create_disk_image(&tmp)
+    {
         let _ = std::fs::remove_file(&tmp);
         eprintln!("stacklab-imager: creating the UEFI image failed: {e:#}");
         return ExitCode::FAILURE;
     }
     if let Err(e) = std::fs::rename(&tmp, &out) {
-        eprintln!("stacklab-imager: moving {} to {}: {e}", tmp.display(), out.display());
+        eprintln!(
+            "stacklab-imager: moving {} to {}: {e}",
+            tmp.display(),
+            out.display()
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
