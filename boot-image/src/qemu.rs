@@ -756,21 +756,25 @@ mod tests {
         let bin = fake(
             dir.path(),
             &format!(
-                "echo booting; echo 'still here'; (sleep 3; touch {}) & sleep 30",
+                "echo booting; echo 'still here'; (sleep 1.5; touch {}) & sleep 30",
                 marker.display()
             ),
         );
         let mut lines = Vec::new();
         let t = Instant::now();
-        let r = run(&bin, &[], Duration::from_millis(800), &mut |l| {
+        let r = run(&bin, &[], Duration::from_millis(500), &mut |l| {
             lines.push(l.to_string())
         })
         .unwrap();
         assert_eq!(r.end, QemuEnd::TimedOut);
-        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(1400),
+            "{:?}",
+            t.elapsed()
+        );
         assert_eq!(lines, ["booting", "still here"]);
         assert_eq!(r.last_line.as_deref(), Some("still here"));
-        std::thread::sleep(Duration::from_millis(3500));
+        std::thread::sleep(Duration::from_millis(2000));
         assert!(
             !marker.exists(),
             "a child of the fake QEMU outlived the timeout"
