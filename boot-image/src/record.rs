@@ -301,10 +301,23 @@ impl<'a> Renderer<'a> {
         let bt = r.hex_list("backtrace");
         if !bt.is_empty() {
             lines.push("    backtrace:".into());
-            for (i, a) in bt.iter().enumerate() {
+            let mut i = 0;
+            while i < bt.len() {
+                let a = bt[i];
                 // Frame 0 may be the faulting RIP itself; the rest are return addresses.
-                let ret = !(i == 0 && Some(*a) == r.hex("rip"));
-                lines.push(format!("  #{i} {a:#x} {}", self.sym(*a, ret)));
+                let ret = !(i == 0 && Some(a) == r.hex("rip"));
+                lines.push(format!("  #{i} {a:#x} {}", self.sym(a, ret)));
+                // Deep recursion repeats one frame many times: say so once.
+                let same = bt[i + 1..].iter().take_while(|b| **b == a).count();
+                if same >= 2 {
+                    lines.push(format!(
+                        "  #{}..#{} same as #{i} ({same} frames)",
+                        i + 1,
+                        i + same
+                    ));
+                    i += same;
+                }
+                i += 1;
             }
         }
         let shown = [
@@ -513,7 +526,7 @@ mod tests {
             r#"@stacklab {"kind":"ready","kernel_offset":"0x10000"}"#,
         ));
         let s = rd.render(&rec(
-            r##"@stacklab {"kind":"abort","reason":"stack-overflow","vector":8,"name":"#DF","error_code":"0x0","rip":"0x1101c","rsp":"0x5000","cr2":"0x4ff8","msg":"guard page hit","backtrace":["0x1101c","0x12010","0x99999"],"extra":1}"##,
+            r##"@stacklab {"kind":"abort","reason":"stack-overflow","vector":8,"name":"#DF","error_code":"0x0","rip":"0x1101c","rsp":"0x5000","cr2":"0x4ff8","msg":"guard page hit","backtrace":["0x1101c","0x12010","0x12010","0x12010","0x12010","0x99999"],"extra":1}"##,
         ));
         let expected = [
             "  ✗ ABORT (stack-overflow): #DF, vector 8, error code 0x0",
@@ -523,7 +536,8 @@ mod tests {
             "    backtrace:",
             "  #0 0x1101c kernel::stack::recurse+0x1c",
             "  #1 0x12010 kernel::main+0x10",
-            "  #2 0x99999 ?",
+            "  #2..#4 same as #1 (3 frames)",
+            "  #5 0x99999 ?",
             "    extra=1",
         ];
         assert_eq!(s, expected.join("\n"));
