@@ -11,5 +11,6 @@ extern crate std;
 pub mod cmdline;
 pub mod exception;
 pub mod fwcfg;
+pub mod growth;
 pub mod proto;
 pub mod stack;
