@@ -8,7 +8,7 @@ use stacklab_core::stack::Policy;
 use stacklab_core::proto::ExitCode;
 
 use crate::arch::x86_64::{cpu, pic, provoke};
-use crate::{fault, report, scenario, stack, time};
+use crate::{fault, growth, report, scenario, stack, time};
 
 /// What `demo` runs: a tour that ends in the double-fault report.
 pub const DEMO: &str = "info; int3; ticks 20; boot-overflow";
@@ -22,7 +22,14 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("gp", "", "load a selector past the GDT limit: #GP(0x50), a fatal report"),
     ("read", "ADDR", "read one byte at ADDR (an unmapped ADDR is a fatal #PF report)"),
     ("boot-overflow", "", "recurse on the boot stack into its guard page: #DF report, stop"),
-    ("policy", "P ..", "stack policy for later threads: 'fixed BYTES' (8K/16K/32K)"),
+    ("policy", "P ..", "stack policy for later threads: 'fixed BYTES' (8K/16K/32K) or 'grow INITIAL MAX'"),
+    ("growth", "MODE", "abort (default) | pf-ist | pf-ist-naive | df-recover"),
+    ("reserve", "N", "frames kept in advance for stack growth (0-256, default 16)"),
+    ("edge-irq", "", "a thread parks RSP at its mapped edge until a timer interrupt arrives"),
+    ("demand-nested", "", "a #PF whose handler takes a nested #PF (demand area)"),
+    ("ensure", "D F", "recurse D x F after ensure_stack() mapped the needed bytes"),
+    ("reclaim", "LEVELS MODE", "zram-style reclaim chain: plain | ensure | extra"),
+    ("stats", "", "growth counters per path, reserve, demand faults"),
     ("stack-span", "BYTES", "span of each stack slot (power of two, before the first thread)"),
     ("recurse", "D F", "a thread recurses D levels with F-byte frames; checks the result"),
     ("threads", "N", "N threads with varied depths under timer preemption; checks every result"),
@@ -72,16 +79,49 @@ fn run(c: Command<'_>) {
             }
             Ok(())
         }),
-        "recurse" => args.number("DEPTH", 0, 100_000).and_then(|d| {
+        "recurse" | "ensure" => args.number("DEPTH", 0, 100_000).and_then(|d| {
             let f = args.number("FRAME", 1, 8192)?;
             args.finish()?;
-            if scenario::FRAME_SIZES.contains(&f) {
-                scenario::recurse_cmd(policy(), d, f);
-            } else {
+            if !scenario::FRAME_SIZES.contains(&f) {
                 report::bad_command(c.text, format_args!("FRAME must be one of {:?}", scenario::FRAME_SIZES));
+            } else if c.name == "ensure" {
+                scenario::ensure_cmd(policy(), d, f);
+            } else if matches!(policy(), Policy::Grow { .. }) {
+                scenario::recurse_grow_cmd(policy(), d, f);
+            } else {
+                scenario::recurse_cmd(policy(), d, f);
             }
             Ok(())
         }),
+        "growth" => args.choice("MODE", growth::Mode::NAMES).and_then(|m| {
+            args.finish()?;
+            let mode = growth::Mode::from_name(m).expect("a listed name");
+            growth::set_mode(mode);
+            log::info!("growth: {m}");
+            report::emit("result", |r| r.str("cmd", "growth").bool("ok", true).str("growth", m));
+            Ok(())
+        }),
+        "reserve" => args.number("N", 0, stack::RESERVE_CAPACITY as u64).and_then(|n| {
+            args.finish()?;
+            stack::set_reserve_target(n as usize);
+            stack::reserve_drain_to(n);
+            stack::reserve_refill();
+            report::emit("result", |r| r.str("cmd", "reserve").bool("ok", true).u64("target", n));
+            Ok(())
+        }),
+        "edge-irq" => args.finish().map(|_| scenario::edge_irq_cmd(policy())),
+        "demand-nested" => args.finish().map(|_| scenario::demand_nested_cmd()),
+        "reclaim" => args.number("LEVELS", 1, 64).and_then(|l| {
+            let m = match args.choice("MODE", &["plain", "ensure", "extra"])? {
+                "plain" => scenario::ReclaimMode::Plain,
+                "ensure" => scenario::ReclaimMode::Ensure,
+                _ => scenario::ReclaimMode::Extra,
+            };
+            args.finish()?;
+            scenario::reclaim_cmd(policy(), l, m);
+            Ok(())
+        }),
+        "stats" => args.finish().map(|_| scenario::stats_cmd()),
         "threads" => args.number("N", 1, 2000).and_then(|n| args.finish().map(|_| scenario::threads_cmd(policy(), n))),
         "hwm" => args.number("BYTES", 512, 1 << 20).and_then(|b| {
             args.finish()?;
@@ -125,7 +165,16 @@ fn set_policy(p: Policy) {
 }
 
 fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
-    match args.choice("KIND", &["fixed"])? {
+    match args.choice("KIND", &["fixed", "grow"])? {
+        "grow" => {
+            let initial = args.number_or("INITIAL", 4096, 4096, 1 << 20)?;
+            let max = args.number_or("MAX", 32 * 1024, 4096, 1 << 20)?;
+            let p = Policy::Grow { initial, max };
+            if let Err(e) = p.validate(stack::layout().span) {
+                return Err(ArgError::Invalid { cmd: "policy", msg: e.message() });
+            }
+            Ok(p)
+        }
         _ => {
             let bytes = args.number("BYTES", 4096, 1 << 20)?;
             if ![8 * 1024, 16 * 1024, 32 * 1024].contains(&bytes) {

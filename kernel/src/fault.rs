@@ -5,13 +5,17 @@
 //! `abort` record, and a stop. Any other exception is fatal with a full register report.
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use stacklab_core::exception::{self, ErrorCode};
+use stacklab_core::growth::{Fault, Verdict, judge_df, judge_pf};
 use stacklab_core::proto::ExitCode;
 
 use crate::arch::x86_64::backtrace;
 use crate::arch::x86_64::entry::TrapFrame;
-use crate::arch::x86_64::{serial, stackswitch};
+use crate::arch::x86_64::idt::{self, PfDelivery};
+use crate::arch::x86_64::{cpu, entry, provoke, serial, stackswitch};
+use crate::growth::{self, Mode, Path};
+use crate::mem::lazy;
 use crate::mem::stackmap;
 use crate::report;
 use crate::stack::{self, StackInfo, StackKind};
@@ -35,14 +39,133 @@ pub fn timer(_frame: &mut TrapFrame) {
     crate::thread::on_tick();
 }
 
-/// #PF. A fault in a stack's guard is an overflow whose #PF frame still fit on the stack: the
-/// report moves to the #DF IST stack first (Linux's `call_on_stack` route), so reporting never
-/// pushes deeper into the overflowing stack. Anything else is fatal.
+/// #PF. In order:
+/// 1. stack growth (`stacklab_core::growth::judge_pf`): map the pages from the reserve and
+///    resume;
+/// 2. an overflow (CR2 below what the stack may use): report from a stack with room, stop;
+/// 3. anything else is an ordinary fault. Arriving on the IST stack (`pf-ist`), it is first
+///    moved back onto the interrupted stack, so a nested #PF in its handler cannot rewind the
+///    IST stack over this frame; then the demand area maps a page, or the fault is fatal.
 pub fn page_fault(frame: &mut TrapFrame, cr2: u64) {
+    let t0 = cpu::rdtsc();
+    let on_ist = idt::pf_delivery() == PfDelivery::Ist;
+    let f = Fault { cr2, rsp: frame.rsp, rip: frame.rip, error_code: frame.error_code };
+    let verdict = if growth::mode() == Mode::Abort { Verdict::Overflow } else { judge_pf(stack::live_slot(cr2), f) };
+    if let Verdict::Grow { page, .. } = verdict {
+        let via = if on_ist { "#PF (IST)" } else { "#PF" };
+        match stack::grow(page) {
+            Ok(pages) => {
+                let path = if on_ist { Path::PfIst } else { Path::PfGate };
+                growth::record(path, cpu::rdtsc() - t0, frame.rip, depth_of(cr2), pages);
+                return;
+            }
+            Err(e) => grow_failed(frame, cr2, e, via),
+        }
+    }
     if stack::find(cr2).is_some_and(|s| s.in_guard(cr2)) {
+        if on_ist {
+            overflow_from_pf(frame, cr2);
+        }
         stackswitch::call_on_df_stack(frame, cr2, overflow_from_pf);
     }
-    fatal(frame, cr2)
+    if on_ist
+        && growth::mode() == Mode::PfIst
+        && !entry::continue_on_interrupted_stack(frame, ordinary_page_fault_moved)
+    {
+        fatal(frame, cr2);
+    }
+    ordinary_page_fault(frame, cr2)
+}
+
+extern "sysv64" fn ordinary_page_fault_moved(frame: &mut TrapFrame) {
+    // Nothing has faulted since the original #PF (the move only touched mapped memory with
+    // interrupts off), so CR2 still names its address.
+    ordinary_page_fault(frame, cpu::cr2())
+}
+
+/// Stack depth a fault at `addr` reaches in its slot.
+fn depth_of(addr: u64) -> u64 {
+    stack::live_slot(addr).map_or(0, |s| s.range.top - addr)
+}
+
+/// Whether the next demand fault in the first half of the area runs the nested-#PF
+/// demonstration: its handler first touches a second demand page, so a #PF nests inside it.
+static NESTED_DEMO: AtomicBool = AtomicBool::new(false);
+static OUTER_SNAPSHOT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+/// Nested demonstrations whose outer frame survived.
+pub static NESTED_OK: AtomicU64 = AtomicU64::new(0);
+
+/// Arms the nested-#PF demonstration.
+pub fn arm_nested_demo() {
+    NESTED_DEMO.store(true, Ordering::Relaxed);
+}
+
+fn ordinary_page_fault(frame: &mut TrapFrame, cr2: u64) {
+    if !lazy::contains(cr2) {
+        fatal(frame, cr2);
+    }
+    let t0 = cpu::rdtsc();
+    if cr2 < lazy::BASE + lazy::SIZE / 2 && NESTED_DEMO.swap(false, Ordering::Relaxed) {
+        // Remember the frame in statics (a nested handler on the same stack would overwrite
+        // locals), then fault again from inside this handler.
+        OUTER_SNAPSHOT[0].store(frame.rip, Ordering::Relaxed);
+        OUTER_SNAPSHOT[1].store(frame.rsp, Ordering::Relaxed);
+        provoke::read_byte(cr2 + lazy::SIZE / 2);
+        let rip = OUTER_SNAPSHOT[0].load(Ordering::Relaxed);
+        let rsp = OUTER_SNAPSHOT[1].load(Ordering::Relaxed);
+        if frame.rip != rip || frame.rsp != rsp {
+            clobbered_frame(frame, cr2, rip, rsp);
+        }
+        NESTED_OK.fetch_add(1, Ordering::Relaxed);
+    }
+    if !lazy::fault_in(cr2) {
+        fatal(frame, cr2);
+    }
+    growth::record(Path::Demand, cpu::rdtsc() - t0, frame.rip, 0, 1);
+}
+
+fn clobbered_frame(frame: &TrapFrame, cr2: u64, rip: u64, rsp: u64) -> ! {
+    let mut w = serial::emergency();
+    let _ = writeln!(
+        w,
+        "BUG: a nested #PF rewound the #PF IST stack and overwrote the outer frame: RIP {rip:#x} -> {:#x}, RSP {rsp:#x} -> {:#x}",
+        frame.rip, frame.rsp
+    );
+    report::emit_fatal("abort", |r| {
+        r.str("reason", "ist-frame-clobbered")
+            .u64("vector", 14)
+            .str("name", "#PF")
+            .hex("cr2", cr2)
+            .hex("outer_rip", rip)
+            .hex("outer_rsp", rsp)
+            .hex("found_rip", frame.rip)
+            .hex("found_rsp", frame.rsp)
+    });
+    report::exit_fatal(ExitCode::Abort)
+}
+
+fn grow_failed(frame: &TrapFrame, cr2: u64, e: stack::GrowError, via: &str) -> ! {
+    let (reason, what) = match e {
+        stack::GrowError::ReserveEmpty => ("stack-reserve-empty", "the growth reserve is empty"),
+        stack::GrowError::MapFailed => ("stack-map-failed", "mapping a stack page failed"),
+    };
+    let s = stack::find(cr2);
+    let name = s.as_ref().map_or("?", |s| s.name());
+    let mut w = serial::emergency();
+    let _ = writeln!(w, "BUG: stack growth at {cr2:#x} failed: {what} (thread '{name}'), caught by {via}");
+    let (now, target, low) = stack::reserve_stats();
+    report::emit_fatal("abort", |r| {
+        r.str("reason", reason)
+            .str("via", via)
+            .str("thread", name)
+            .hex("cr2", cr2)
+            .hex("rip", frame.rip)
+            .hex("rsp", frame.rsp)
+            .u64("reserve_now", now)
+            .u64("reserve_target", target)
+            .u64("reserve_low", low)
+    });
+    report::exit_fatal(ExitCode::Abort)
 }
 
 fn overflow_from_pf(frame: &TrapFrame, cr2: u64) -> ! {
@@ -55,12 +178,34 @@ fn overflow_from_pf(frame: &TrapFrame, cr2: u64) -> ! {
 /// #DF. An abort (SDM Vol. 3A, Interrupt 8): the saved RIP is undefined and the program
 /// cannot be resumed. CR2 (read first by the caller) still holds the address of the #PF that
 /// escalated, so an overflow can be recognised from it, as Linux's `handle_stack_overflow`.
-pub fn double_fault(frame: &mut TrapFrame, cr2: u64) -> ! {
+/// Under `df-recover`, a #DF that passes every check of `stacklab_core::growth::judge_df` is
+/// resumed after mapping the pages: experimental, outside the architecture.
+pub fn double_fault(frame: &mut TrapFrame, cr2: u64) {
+    let t0 = cpu::rdtsc();
+    let mut refused = None;
+    if growth::mode() == Mode::DfRecover {
+        let f = Fault { cr2, rsp: frame.rsp, rip: frame.rip, error_code: frame.error_code };
+        match judge_df(stack::live_slot(cr2), f, crate::kernel_image()) {
+            Verdict::Grow { page, .. } => match stack::grow(page) {
+                Ok(pages) => {
+                    growth::record(Path::DfRecover, cpu::rdtsc() - t0, frame.rip, depth_of(cr2), pages);
+                    return;
+                }
+                Err(e) => grow_failed(frame, cr2, e, "#DF"),
+            },
+            Verdict::NotGrowth { why } => refused = Some(why),
+            Verdict::Overflow => {}
+        }
+    }
     let hit = stack::find(cr2)
         .filter(|s| s.in_guard(cr2))
         .or_else(|| stack::find(frame.rsp).filter(|s| s.in_guard(frame.rsp)));
     if let Some(s) = hit {
         stack_overflow(frame, cr2, &s, "#DF");
+    }
+    if let Some(why) = refused {
+        let mut w = serial::emergency();
+        let _ = writeln!(w, "df-recover refused: {why}");
     }
     fatal(frame, cr2)
 }

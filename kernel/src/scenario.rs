@@ -311,3 +311,260 @@ pub fn bench_idle(policy: Policy, n: u64) -> u64 {
     });
     bytes
 }
+
+// ---- growth scenarios (issue 4) ----
+
+fn growth_fields<'a>(
+    r: stacklab_core::proto::Record<'a, alloc::string::String>,
+    j: &thread::Joined,
+) -> stacklab_core::proto::Record<'a, alloc::string::String> {
+    r.str("growth", crate::growth::mode().name()).u64("grow_events", j.grow_events).u64("grow_pages", j.grow_pages)
+}
+
+/// `recurse` reports growth too; this is the variant used under a grow policy.
+pub fn recurse_grow_cmd(policy: Policy, depth: u64, frame: u64) {
+    let tid = match thread::spawn("recurse", policy, move || recurse(depth, frame, 0).unwrap_or(0)) {
+        Ok(t) => t,
+        Err(e) => return spawn_error("recurse", e),
+    };
+    let j = thread::join(tid).expect("joinable");
+    let want = expected(depth, frame);
+    let ok = j.result == want;
+    log::info!(
+        "recurse: depth {depth} x {frame} B on {policy} via {}: {} ; high-water {} B, {} pages mapped, {} growth events added {} pages",
+        crate::growth::mode().name(),
+        if ok { "correct" } else { "WRONG" },
+        j.high_water,
+        j.pages,
+        j.grow_events,
+        j.grow_pages
+    );
+    report::emit("result", |r| {
+        growth_fields(
+            r.str("cmd", "recurse")
+                .bool("ok", ok)
+                .fmt("policy", format_args!("{policy}"))
+                .u64("depth", depth)
+                .u64("frame", frame)
+                .hex("result", j.result)
+                .hex("expected", want)
+                .u64("high_water", j.high_water)
+                .u64("pages", j.pages)
+                .u64("tid", tid),
+            &j,
+        )
+    });
+    if !ok {
+        fail();
+    }
+}
+
+/// `edge-irq`: RSP parked exactly at the mapped edge until a timer interrupt arrives; the
+/// interrupt's own frame push is the growth fault.
+pub fn edge_irq_cmd(policy: Policy) {
+    let tid = thread::spawn("edge-irq", policy, || {
+        let s = stack::find(cpu::rsp()).expect("on a thread stack");
+        provoke::spin_at_edge(s.lo, crate::arch::x86_64::pic::ticks_counter());
+        s.lo
+    });
+    let tid = match tid {
+        Ok(t) => t,
+        Err(e) => return spawn_error("edge-irq", e),
+    };
+    let j = thread::join(tid).expect("joinable");
+    let ok = j.grow_events >= 1 && j.grow_pages >= 1;
+    log::info!("edge-irq: survived; {} growth events, {} pages", j.grow_events, j.grow_pages);
+    report::emit("result", |r| growth_fields(r.str("cmd", "edge-irq").bool("ok", ok).hex("edge", j.result), &j));
+    if !ok {
+        fail();
+    }
+}
+
+/// `demand-nested`: a demand fault whose handler takes a nested demand fault.
+pub fn demand_nested_cmd() {
+    crate::mem::lazy::reset();
+    let before = crate::fault::NESTED_OK.load(core::sync::atomic::Ordering::Relaxed);
+    let addr = crate::mem::lazy::BASE + 0x1234;
+    crate::fault::arm_nested_demo();
+    provoke::write_byte(addr, 0x5a);
+    let back = provoke::read_byte(addr);
+    let shadow = provoke::read_byte(addr + crate::mem::lazy::SIZE / 2);
+    let nested = crate::fault::NESTED_OK.load(core::sync::atomic::Ordering::Relaxed) - before;
+    let ok = back == 0x5a && shadow == 0 && nested == 1;
+    log::info!("demand-nested: outer frame intact after a nested #PF ({}); value read back {back:#x}", crate::growth::mode().name());
+    report::emit("result", |r| {
+        r.str("cmd", "demand-nested")
+            .bool("ok", ok)
+            .str("growth", crate::growth::mode().name())
+            .u64("value", back as u64)
+            .u64("nested", nested)
+    });
+    if !ok {
+        fail();
+    }
+}
+
+/// `ensure D F`: map the stack the recursion will need first, then recurse.
+pub fn ensure_cmd(policy: Policy, depth: u64, frame: u64) {
+    // Bytes per level: the buffer plus about 64 bytes of frame overhead, plus a margin.
+    let need = (depth + 1) * (frame + 64) + 1024;
+    let tid = thread::spawn("ensure", policy, move || match stack::ensure(cpu::rsp(), need) {
+        Ok(_) => recurse(depth, frame, 0).unwrap_or(0),
+        Err(_) => u64::MAX,
+    });
+    let tid = match tid {
+        Ok(t) => t,
+        Err(e) => return spawn_error("ensure", e),
+    };
+    let j = thread::join(tid).expect("joinable");
+    let want = expected(depth, frame);
+    let refused = j.result == u64::MAX;
+    let ok = refused || j.result == want;
+    log::info!(
+        "ensure: {} ({need} bytes asked); {} pages mapped, {} growth faults",
+        if refused { "ensure_stack refused: the policy's maximum is too small" } else { "recursion completed" },
+        j.pages,
+        j.grow_events
+    );
+    report::emit("result", |r| {
+        growth_fields(
+            r.str("cmd", "ensure")
+                .bool("ok", ok)
+                .bool("refused", refused)
+                .u64("bytes", need)
+                .hex("result", j.result)
+                .hex("expected", want)
+                .u64("pages", j.pages),
+            &j,
+        )
+    });
+    if !ok {
+        fail();
+    }
+}
+
+// The reclaim chain: an allocation that enters direct reclaim, which compresses a page (with a
+// large frame, like the GPU driver's Rust frame in the Asahi report) and allocates again.
+
+const RECLAIM_FRAME: usize = 2560;
+/// Stack one level of the chain needs (measured: alloc + reclaim + compress frames).
+pub const RECLAIM_LEVEL_BYTES: u64 = 3584;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ReclaimMode {
+    Plain,
+    Ensure,
+    Extra,
+}
+
+#[inline(never)]
+fn alloc_page(level: u64, levels: u64, mode: ReclaimMode) -> Result<u64, &'static str> {
+    let mut meta = [0u8; 256];
+    meta[level as usize % 256] = level as u8 + 1;
+    black_box(&mut meta);
+    if level == levels {
+        return Ok(level);
+    }
+    let inner = direct_reclaim(level, levels, mode)?;
+    Ok(mix(inner, black_box(&meta).iter().map(|b| *b as u64).sum()))
+}
+
+#[inline(never)]
+fn direct_reclaim(level: u64, levels: u64, mode: ReclaimMode) -> Result<u64, &'static str> {
+    let mut lru = [0u8; 512];
+    lru[(level * 3) as usize % 512] = 7;
+    black_box(&mut lru);
+    let inner = match mode {
+        ReclaimMode::Extra => {
+            let need = (levels - level) * RECLAIM_LEVEL_BYTES;
+            match stack::with_extra_stack(need.min(RECLAIM_LEVEL_BYTES * 4), || compress(level, levels, mode)) {
+                Ok(r) => r?,
+                Err(stack::ExtraError::PoolEmpty) => return Err("extra-stack pool empty"),
+            }
+        }
+        _ => compress(level, levels, mode)?,
+    };
+    Ok(mix(inner, black_box(&lru).iter().map(|b| *b as u64).sum()))
+}
+
+#[inline(never)]
+fn compress(level: u64, levels: u64, mode: ReclaimMode) -> Result<u64, &'static str> {
+    let mut work = [0u8; RECLAIM_FRAME];
+    for (i, b) in work.iter_mut().enumerate() {
+        *b = byte(level, i);
+    }
+    black_box(&mut work);
+    let inner = alloc_page(level + 1, levels, mode)?;
+    Ok(mix(inner, black_box(&work).iter().map(|b| *b as u64).sum()))
+}
+
+fn reclaim_expected(levels: u64) -> u64 {
+    let mut acc = levels;
+    for level in (0..levels).rev() {
+        let work: u64 = (0..RECLAIM_FRAME).map(|i| byte(level, i) as u64).sum();
+        acc = mix(acc, work);
+        acc = mix(acc, 7);
+        acc = mix(acc, level % 256 + 1);
+    }
+    acc
+}
+
+/// `reclaim LEVELS MODE`.
+pub fn reclaim_cmd(policy: Policy, levels: u64, mode: ReclaimMode) {
+    let used0 = stack::EXTRA_USED.load(core::sync::atomic::Ordering::Relaxed);
+    let tid = thread::spawn("reclaim", policy, move || {
+        if mode == ReclaimMode::Ensure && stack::ensure(cpu::rsp(), (levels + 1) * RECLAIM_LEVEL_BYTES).is_err() {
+            return u64::MAX - 1;
+        }
+        alloc_page(0, levels, mode).unwrap_or(u64::MAX)
+    });
+    let tid = match tid {
+        Ok(t) => t,
+        Err(e) => return spawn_error("reclaim", e),
+    };
+    let j = thread::join(tid).expect("joinable");
+    let want = reclaim_expected(levels);
+    let outcome = match j.result {
+        v if v == u64::MAX => "pool-empty-error",
+        v if v == u64::MAX - 1 => "ensure-refused",
+        v if v == want => "completed",
+        _ => "wrong-result",
+    };
+    let extra = stack::EXTRA_USED.load(core::sync::atomic::Ordering::Relaxed) - used0;
+    let ok = outcome != "wrong-result";
+    log::info!("reclaim: {levels} levels, {outcome}; extra stacks used {extra}; high-water {} B", j.high_water);
+    report::emit("result", |r| {
+        growth_fields(
+            r.str("cmd", "reclaim")
+                .bool("ok", ok)
+                .u64("levels", levels)
+                .str("outcome", outcome)
+                .u64("extra_stacks", extra)
+                .hex("result", j.result)
+                .hex("expected", want)
+                .u64("high_water", j.high_water)
+                .u64("pages", j.pages),
+            &j,
+        )
+    });
+    if !ok {
+        fail();
+    }
+}
+
+/// `stats`: growth counters per path, the reserve, demand faults.
+pub fn stats_cmd() {
+    let (now, target, low) = stack::reserve_stats();
+    for (i, name) in crate::growth::PATH_NAMES.iter().enumerate() {
+        let s = crate::growth::snapshot(i);
+        let avg = if s.events == 0 { 0 } else { s.cycles / s.events };
+        log::info!("stats {name}: {} events, {} pages, avg {avg} cycles in handler, deepest {} B, last rip {:#x}", s.events, s.pages, s.deepest, s.last_rip);
+        report::emit("stats", |r| {
+            r.str("path", name).u64("events", s.events).u64("pages", s.pages).u64("avg_cycles", avg).u64("deepest", s.deepest).hex("last_rip", s.last_rip)
+        });
+    }
+    log::info!("stats reserve: {now} frames (target {target}, low-water {low})");
+    report::emit("result", |r| {
+        r.str("cmd", "stats").bool("ok", true).u64("reserve_now", now).u64("reserve_target", target).u64("reserve_low", low).u64("demand_faults", crate::mem::lazy::faults())
+    });
+}

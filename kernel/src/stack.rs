@@ -11,6 +11,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
+use stacklab_core::growth::LiveSlot;
 use stacklab_core::stack::{Histogram, Layout, PAGE, Policy, PolicyError, SlotRange};
 
 use crate::arch::x86_64::gdt;
@@ -115,6 +116,9 @@ struct SlotMeta {
     /// Lowest address the policy allows to be mapped.
     floor: AtomicU64,
     name: [AtomicU64; NAME_LEN / 8],
+    /// Growth events and pages added by them.
+    grow_events: AtomicU64,
+    grow_pages: AtomicU64,
 }
 
 impl SlotMeta {
@@ -124,6 +128,8 @@ impl SlotMeta {
             mapped_lo: AtomicU64::new(0),
             floor: AtomicU64::new(0),
             name: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            grow_events: AtomicU64::new(0),
+            grow_pages: AtomicU64::new(0),
         }
     }
 }
@@ -236,6 +242,8 @@ pub fn create(policy: Policy, tid: u64, name: &str) -> Result<ThreadStack, Stack
         w.store(u64::from_le_bytes(b), Ordering::Relaxed);
     }
     meta.mapped_lo.store(mapped_lo, Ordering::Relaxed);
+    meta.grow_events.store(0, Ordering::Relaxed);
+    meta.grow_pages.store(0, Ordering::Relaxed);
     meta.floor.store(slot.floor(policy.max_bytes()), Ordering::Relaxed);
     meta.tid.store(tid, Ordering::Release);
     Ok(ThreadStack { slot, policy })
@@ -252,6 +260,9 @@ pub struct Released {
     pub high_water: u64,
     /// Pages that were mapped.
     pub pages: u64,
+    /// Growth events of the stack's life, and pages they mapped.
+    pub grow_events: u64,
+    pub grow_pages: u64,
 }
 
 /// Measures the high-water mark, unmaps every page and returns the slot. The owning thread
@@ -261,6 +272,8 @@ pub fn release(stack: ThreadStack) -> Released {
     let meta = &SLOTS[index];
     let lo = meta.mapped_lo.load(Ordering::Relaxed);
     let high_water = stackmap::high_water(lo, stack.slot.top);
+    let grow_events = meta.grow_events.load(Ordering::Relaxed);
+    let grow_pages = meta.grow_pages.load(Ordering::Relaxed);
     crate::arch::x86_64::context::retire(index);
     meta.tid.store(0, Ordering::Release);
     let pages = stackmap::unmap_range(stack.slot.base, stack.slot.top);
@@ -269,7 +282,7 @@ pub fn release(stack: ThreadStack) -> Released {
         p.histogram.add(high_water);
         p.free.push(index as u32);
     });
-    Released { high_water, pages }
+    Released { high_water, pages, grow_events, grow_pages }
 }
 
 /// Histogram of per-thread maximum stack use over all released stacks.
@@ -299,7 +312,218 @@ fn find_thread_stack(addr: u64) -> Option<StackInfo> {
     })
 }
 
-/// Pages of the region that are mapped right now (for memory figures).
+/// Pages of the stack that are mapped right now.
 pub fn mapped_pages(stack: &ThreadStack) -> u64 {
     (stack.slot.top - stack.mapped_lo()) / PAGE
 }
+
+/// High-water mark of a live stack (its thread should be blocked or be the caller).
+pub fn live_high_water(stack: &ThreadStack) -> u64 {
+    stackmap::high_water(stack.mapped_lo(), stack.slot.top)
+}
+
+/// The live slot containing `addr`, as the growth decision needs it. Lock-free.
+pub fn live_slot(addr: u64) -> Option<LiveSlot> {
+    let range = layout().slot_of(addr)?;
+    let meta = SLOTS.get(range.index as usize)?;
+    if meta.tid.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    Some(LiveSlot {
+        range,
+        mapped_lo: meta.mapped_lo.load(Ordering::Relaxed),
+        floor: meta.floor.load(Ordering::Relaxed),
+    })
+}
+
+// ---- the frame reserve for growth ----
+
+/// Most frames the reserve can hold.
+pub const RESERVE_CAPACITY: usize = 256;
+/// Default refill target.
+pub const DEFAULT_RESERVE: usize = 16;
+
+/// Frames set aside for stack growth, so the fault path never calls the allocator (one CPU:
+/// this is the per-CPU reserve of the dynamic-stacks RFC). `pop` runs in fault handlers,
+/// `refill` in process context at context switches; a fault can interrupt a refill but not
+/// the other way round, and both use compare-and-swap on the count, so a pop nested in a push
+/// sees a consistent stack.
+static RESERVE: [AtomicU64; RESERVE_CAPACITY] = [const { AtomicU64::new(0) }; RESERVE_CAPACITY];
+static RESERVE_COUNT: AtomicU64 = AtomicU64::new(0);
+static RESERVE_TARGET: AtomicU64 = AtomicU64::new(DEFAULT_RESERVE as u64);
+static RESERVE_LOW: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn reserve_pop() -> Option<u64> {
+    loop {
+        let c = RESERVE_COUNT.load(Ordering::Acquire);
+        if c == 0 {
+            RESERVE_LOW.store(0, Ordering::Relaxed);
+            return None;
+        }
+        if RESERVE_COUNT.compare_exchange(c, c - 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            RESERVE_LOW.fetch_min(c - 1, Ordering::Relaxed);
+            return Some(RESERVE[(c - 1) as usize].load(Ordering::Relaxed));
+        }
+    }
+}
+
+/// Tops the reserve up to its target from the frame allocator. Process context only.
+pub fn reserve_refill() {
+    let target = RESERVE_TARGET.load(Ordering::Relaxed);
+    while RESERVE_COUNT.load(Ordering::Acquire) < target {
+        let Some(f) = crate::mem::frame::alloc_zeroed() else { return };
+        let addr = f.start_address().as_u64();
+        loop {
+            let c = RESERVE_COUNT.load(Ordering::Acquire);
+            RESERVE[c as usize].store(addr, Ordering::Relaxed);
+            if RESERVE_COUNT.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                break;
+            }
+        }
+    }
+}
+
+/// Gives frames above `n` back to the allocator (process context).
+pub fn reserve_drain_to(n: u64) {
+    crate::arch::x86_64::cpu::without_interrupts(|| {
+        while RESERVE_COUNT.load(Ordering::Acquire) > n {
+            match reserve_pop() {
+                Some(f) => crate::mem::frame::give_back(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(f))),
+                None => break,
+            }
+        }
+        RESERVE_LOW.store(u64::MAX, Ordering::Relaxed);
+    });
+}
+
+/// Sets the reserve's target size (frames above it stay until used).
+pub fn set_reserve_target(n: usize) {
+    RESERVE_TARGET.store(n.min(RESERVE_CAPACITY) as u64, Ordering::Relaxed);
+    RESERVE_LOW.store(u64::MAX, Ordering::Relaxed);
+}
+
+/// (frames now, target, lowest count seen since the target was set).
+pub fn reserve_stats() -> (u64, u64, u64) {
+    let low = RESERVE_LOW.load(Ordering::Relaxed);
+    let now = RESERVE_COUNT.load(Ordering::Relaxed);
+    (now, RESERVE_TARGET.load(Ordering::Relaxed), low.min(now))
+}
+
+/// Why growth failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrowError {
+    /// The reserve had no frame: treated like hitting the guard page.
+    ReserveEmpty,
+    /// The page table entry was not as expected (a kernel bug).
+    MapFailed,
+}
+
+/// Maps `[page, mapped_lo)` of the slot containing `page`, top-down, with frames from the
+/// reserve, so the stack never has holes. Fault path: no allocation, no lock.
+pub fn grow(page: u64) -> Result<u64, GrowError> {
+    let range = layout().slot_of(page).ok_or(GrowError::MapFailed)?;
+    let meta = &SLOTS[range.index as usize];
+    let mut n = 0;
+    loop {
+        let lo = meta.mapped_lo.load(Ordering::Relaxed);
+        if lo <= page {
+            break;
+        }
+        let frame = reserve_pop().ok_or(GrowError::ReserveEmpty)?;
+        let f = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(frame));
+        if !stackmap::map_page(lo - PAGE, f) {
+            return Err(GrowError::MapFailed);
+        }
+        meta.mapped_lo.store(lo - PAGE, Ordering::Relaxed);
+        n += 1;
+    }
+    meta.grow_events.fetch_add(1, Ordering::Relaxed);
+    meta.grow_pages.fetch_add(n, Ordering::Relaxed);
+    Ok(n)
+}
+
+/// Why `ensure` could not provide the bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnsureError {
+    /// Not running on a thread stack slot.
+    NotAThreadStack,
+    /// The policy's maximum is too small.
+    TooDeep { available: u64 },
+    /// The frame allocator is empty.
+    NoMemory,
+}
+
+/// Makes sure `bytes` below `rsp` are mapped, mapping pages from the general allocator
+/// (process context, no fault). Returns how many pages were mapped.
+pub fn ensure(rsp: u64, bytes: u64) -> Result<u64, EnsureError> {
+    let s = live_slot(rsp).ok_or(EnsureError::NotAThreadStack)?;
+    let need = rsp.saturating_sub(bytes);
+    if need < s.floor {
+        return Err(EnsureError::TooDeep { available: rsp - s.floor });
+    }
+    let meta = &SLOTS[s.range.index as usize];
+    let page = need & !(PAGE - 1);
+    let mut n = 0;
+    crate::arch::x86_64::cpu::without_interrupts(|| {
+        loop {
+            let lo = meta.mapped_lo.load(Ordering::Relaxed);
+            if lo <= page {
+                return Ok(n);
+            }
+            let f = crate::mem::frame::alloc_zeroed().ok_or(EnsureError::NoMemory)?;
+            if !stackmap::map_page(lo - PAGE, f) {
+                crate::mem::frame::give_back(f);
+                return Err(EnsureError::NoMemory);
+            }
+            meta.mapped_lo.store(lo - PAGE, Ordering::Relaxed);
+            n += 1;
+        }
+    })
+}
+
+// ---- extra stacks (Owens 2007: a pool of stacks for known-deep paths) ----
+
+/// Stacks in the extra-stack pool, and the size of each.
+pub const EXTRA_STACKS: usize = 2;
+pub const EXTRA_STACK_BYTES: u64 = 32 * 1024;
+
+static EXTRA_POOL: Mutex<Vec<ThreadStack>> = Mutex::new(Vec::new());
+static EXTRA_READY: spin::Once<()> = spin::Once::new();
+
+fn extra_pool_init() {
+    EXTRA_READY.call_once(|| {
+        for i in 0..EXTRA_STACKS {
+            // Pool stacks carry a tid from the top of the range so reports can name them.
+            let s = create(Policy::Fixed { bytes: EXTRA_STACK_BYTES }, u64::MAX - i as u64, "extra-stack")
+                .expect("memory for the extra-stack pool at first use");
+            crate::arch::x86_64::cpu::without_interrupts(|| EXTRA_POOL.lock().push(s));
+        }
+    });
+}
+
+/// Why `with_extra_stack` could not run its closure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtraError {
+    /// The current stack could not provide the bytes and the pool is empty.
+    PoolEmpty,
+}
+
+/// Runs `f` on the current stack if `bytes` more can be mapped there (`ensure`), otherwise on a
+/// stack from the pool; returns an error instead of overflowing when the pool is empty.
+pub fn with_extra_stack<R>(bytes: u64, f: impl FnOnce() -> R) -> Result<R, ExtraError> {
+    let rsp = crate::arch::x86_64::cpu::rsp();
+    if ensure(rsp, bytes).is_ok() {
+        return Ok(f());
+    }
+    extra_pool_init();
+    let s = crate::arch::x86_64::cpu::without_interrupts(|| EXTRA_POOL.lock().pop()).ok_or(ExtraError::PoolEmpty)?;
+    EXTRA_USED.fetch_add(1, Ordering::Relaxed);
+    let mut f = Some(f);
+    let mut out = None;
+    crate::arch::x86_64::call_on_stack_returning(s.top(), &mut || out = f.take().map(|f| f()));
+    crate::arch::x86_64::cpu::without_interrupts(|| EXTRA_POOL.lock().push(s));
+    Ok(out.expect("the closure ran"))
+}
+
+/// Times a pool stack was used.
+pub static EXTRA_USED: AtomicU64 = AtomicU64::new(0);

@@ -104,6 +104,7 @@ where
         id
     });
     let stack = stack::create(policy, tid, name)?;
+    stack::reserve_refill();
     context::new_thread(stack.slot.index as usize, stack.top(), thread_main, tid);
     let t = Thread { name: String::from(name), state: State::Ready, stack: Some(stack), entry: Some(Box::new(f)), result: 0, joiner: None };
     cpu::without_interrupts(|| {
@@ -155,6 +156,9 @@ fn make_ready(s: &mut Sched, tid: Tid) {
 #[derive(Clone, Copy, Debug)]
 pub struct Joined {
     pub result: u64,
+    /// Growth events over the thread's life, and pages they mapped.
+    pub grow_events: u64,
+    pub grow_pages: u64,
     /// Stack high-water mark in bytes.
     pub high_water: u64,
     /// Pages the stack had mapped when the thread ended.
@@ -185,6 +189,8 @@ pub fn join(tid: Tid) -> Option<Joined> {
                 let r = t.stack.map(stack::release);
                 return Some(Joined {
                     result: t.result,
+                    grow_events: r.map_or(0, |r| r.grow_events),
+                    grow_pages: r.map_or(0, |r| r.grow_pages),
                     high_water: r.map_or(0, |r| r.high_water),
                     pages: r.map_or(0, |r| r.pages),
                 });
@@ -272,6 +278,8 @@ fn schedule() {
             }
         }
     };
+    // Growth frames are replenished here, in process context, never in the fault path.
+    stack::reserve_refill();
     context::switch(from, to, &CURRENT, next);
 }
 

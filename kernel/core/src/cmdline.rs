@@ -47,6 +47,8 @@ pub enum ArgError<'a> {
     OutOfRange { cmd: &'a str, what: &'static str, got: u64, min: u64, max: u64 },
     Unexpected { cmd: &'a str, got: &'a str },
     BadChoice { cmd: &'a str, what: &'static str, got: &'a str, choices: &'static [&'static str] },
+    /// The arguments parse but do not make sense together.
+    Invalid { cmd: &'a str, msg: &'static str },
 }
 
 impl fmt::Display for ArgError<'_> {
@@ -60,6 +62,7 @@ impl fmt::Display for ArgError<'_> {
                 write!(f, "{cmd}: {what} must be between {min} and {max}, got {got}")
             }
             ArgError::Unexpected { cmd, got } => write!(f, "{cmd}: unexpected argument '{got}'"),
+            ArgError::Invalid { cmd, msg } => write!(f, "{cmd}: {msg}"),
             ArgError::BadChoice { cmd, what, got, choices } => {
                 write!(f, "{cmd}: {what} must be one of ")?;
                 for (i, c) in choices.iter().enumerate() {

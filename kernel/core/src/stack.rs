@@ -71,6 +71,17 @@ pub enum PolicyError {
     NoRoomForGuard { max: u64, span: u64 },
 }
 
+impl PolicyError {
+    /// A fixed message (no numbers), for contexts without formatting.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            PolicyError::NotPages => "stack sizes must be non-zero multiples of 4K",
+            PolicyError::InitialAboveMax => "initial size is above the maximum",
+            PolicyError::NoRoomForGuard { .. } => "maximum leaves no guard page in the slot (raise stack-span)",
+        }
+    }
+}
+
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

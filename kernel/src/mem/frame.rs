@@ -130,3 +130,9 @@ unsafe impl FrameAllocator<Size4KiB> for TableFrames {
         alloc_zeroed()
     }
 }
+
+/// Returns a frame that was allocated but never mapped.
+pub fn give_back(frame: PhysFrame) {
+    // SAFETY: the caller got `frame` from `alloc_zeroed` and never mapped or shared it.
+    unsafe { free_frame(frame) }
+}

@@ -16,6 +16,7 @@
 pub mod frame;
 pub mod heap;
 pub mod kva;
+pub mod lazy;
 pub mod stackmap;
 
 use bootloader_api::BootInfo;
@@ -71,4 +72,5 @@ pub fn init(boot_info: &'static mut BootInfo) {
     crate::arch::x86_64::cpu::without_interrupts(|| *MAPPER.lock() = Some(mapper));
 
     heap::init();
+    lazy::init();
 }

@@ -54,13 +54,54 @@ unsafe extern "sysv64" fn trap_common() {
         "cld",
         "mov rdi, rsp",
         "call {dispatch}",
+        "jmp {ret}",
+        dispatch = sym super::trap::dispatch,
+        ret = sym trap_return,
+    );
+}
+
+/// Restores a [`TrapFrame`] at RSP and returns from the trap.
+#[unsafe(naked)]
+unsafe extern "sysv64" fn trap_return() {
+    naked_asm!(
         "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
         "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
         // Drop vector and error code.
         "add rsp, 16",
         "iretq",
-        dispatch = sym super::trap::dispatch,
     );
+}
+
+/// Continues handling a trap on the interrupted stack instead of the IST stack it arrived on:
+/// copies `frame` just below the interrupted RSP, switches there, calls `handler` on the copy
+/// and returns to the interrupted code from it. The IST stack is left behind, so a nested
+/// trap of the same vector (which rewinds the IST stack to its top) can no longer overwrite
+/// this frame. This is how the 2026 dynamic-stacks series treats #PFs that are not stack
+/// growth. Returns `false` (doing nothing) if the interrupted stack has no mapped room.
+pub fn continue_on_interrupted_stack(frame: &TrapFrame, handler: extern "sysv64" fn(&mut TrapFrame)) -> bool {
+    // 128 bytes of margin below the interrupted RSP (no red zone in this kernel, but cheap).
+    let new = (frame.rsp - 128 - TRAP_FRAME_SIZE as u64) & !15;
+    let room = crate::stack::find(new).is_some_and(|s| s.in_mapped(new) && s.in_mapped(frame.rsp - 1));
+    if !room {
+        return false;
+    }
+    // SAFETY: [new, new + TRAP_FRAME_SIZE) lies in the mapped part of the interrupted stack
+    // below its saved RSP, which is free memory (nothing lives below RSP); the copy is then
+    // the frame that `trap_return` restores, ending with iretq to the interrupted code with
+    // its own RSP. The IST frame `frame` points at is abandoned, never used again.
+    unsafe {
+        core::ptr::copy_nonoverlapping(frame as *const TrapFrame, new as *mut TrapFrame, 1);
+        core::arch::asm!(
+            "mov rsp, rax",
+            "mov rdi, rsp",
+            "call rcx",
+            "jmp {ret}",
+            in("rax") new,
+            in("rcx") handler,
+            ret = sym trap_return,
+            options(noreturn),
+        )
+    }
 }
 
 /// Defines an entry stub for a vector without a CPU-pushed error code.

@@ -12,3 +12,5 @@ pub mod provoke;
 pub mod serial;
 pub mod stackswitch;
 pub mod trap;
+
+pub use stackswitch::call_on_stack as call_on_stack_returning;

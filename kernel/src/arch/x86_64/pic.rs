@@ -76,3 +76,8 @@ pub fn is_spurious(vector: u8) -> bool {
     };
     isr & (1 << bit) == 0
 }
+
+/// The tick counter itself (for code that must poll it without calls).
+pub fn ticks_counter() -> &'static AtomicU64 {
+    &TICKS
+}

@@ -49,3 +49,29 @@ pub fn call_on_df_stack(frame: &TrapFrame, cr2: u64, f: fn(&TrapFrame, u64) -> !
     // and it ends the machine too.
     unsafe { run_on_stack(top, report_trampoline, &args as *const ReportArgs<'_> as u64) }
 }
+
+/// Runs `f` on the stack whose top is `top`, then switches back and returns. The stack must
+/// be mapped from `top` down as far as `f` goes (its guard page catches the rest).
+pub fn call_on_stack(top: u64, f: &mut dyn FnMut()) {
+    assert!(top % 16 == 0 && crate::mem::stackmap::is_mapped(top - 8), "stack top {top:#x} is not mapped");
+    extern "sysv64" fn tramp(f: &mut &mut dyn FnMut()) {
+        (*f)()
+    }
+    let mut f = f;
+    // SAFETY: `top` is the top of a mapped stack (checked) that the caller owns for the call.
+    // r12 is callee-saved, so it still holds the old RSP when `tramp` returns; the call is
+    // 16-byte aligned; every caller-saved register is declared clobbered.
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "mov rsp, {top}",
+            "call {tramp}",
+            "mov rsp, r12",
+            top = in(reg) top,
+            tramp = sym tramp,
+            in("rdi") &mut f,
+            out("r12") _,
+            clobber_abi("sysv64"),
+        )
+    }
+}

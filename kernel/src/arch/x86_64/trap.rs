@@ -16,7 +16,7 @@ pub(super) extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
             // CR2 first: it still names the address of the #PF that escalated (SDM Vol. 3A,
             // Interrupt 8), and a later fault would overwrite it.
             let cr2 = cpu::cr2();
-            crate::fault::double_fault(frame, cr2)
+            crate::fault::double_fault(frame, cr2);
         }
         14 => {
             let cr2 = cpu::cr2();
