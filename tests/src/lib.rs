@@ -1,1 +1,154 @@
-//! placeholder
+//! Helpers for the QEMU integration tests in `tests/tests/`: every boot goes through
+//! `boot_image::Harness` (the one place that knows how to start QEMU), and these functions
+//! only read what the kernel reported.
+//!
+//! A boot costs about 5 s under TCG, so a test file shares one boot between several tests
+//! where the commands do not disturb each other (see [`Shared`]); a command that ends the
+//! machine is always the last one of its boot.
+
+use std::sync::OnceLock;
+
+pub use boot_image::{Harness, KernelExit, Outcome, Record, RunOptions};
+pub use stacklab_core::proto::ExitCode;
+
+/// Per-boot timeout. A normal boot takes about 5 s under TCG; this only bounds a hang.
+pub const TIMEOUT_SECS: u64 = 60;
+
+/// Boots the kernel once with `cmdline` and returns what it reported. Panics if the harness
+/// cannot be built or QEMU cannot be started (not if the kernel fails: that is for the test).
+pub fn boot(cmdline: &str) -> Outcome {
+    let h = Harness::get();
+    // Read the ELF now, next to the harness's symbol table, so both describe the same build.
+    elf_bytes();
+    h.run(RunOptions::new(cmdline).timeout_secs(TIMEOUT_SECS))
+        .unwrap_or_else(|e| panic!("booting with cmdline {cmdline:?}: {e}"))
+}
+
+/// One boot shared by the tests of a file: the first test to ask boots, the others wait.
+pub struct Shared {
+    cmdline: &'static str,
+    cell: OnceLock<Outcome>,
+}
+
+impl Shared {
+    pub const fn new(cmdline: &'static str) -> Shared {
+        Shared {
+            cmdline,
+            cell: OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> &Outcome {
+        self.cell.get_or_init(|| boot(self.cmdline))
+    }
+}
+
+/// Asserts the run ended with the kernel's own `exit` record naming `code`, agreeing with
+/// QEMU's exit status, and that this record is the last one.
+pub fn assert_exit(out: &Outcome, code: ExitCode) {
+    assert_eq!(out.exit, KernelExit::Kernel(code), "{out:?}");
+    assert_eq!(out.problem, None, "{out:?}");
+    let last = out
+        .records
+        .last()
+        .unwrap_or_else(|| panic!("no records: {out:?}"));
+    assert_eq!(last.kind, "exit", "{out:?}");
+    assert_eq!(last.str("code"), Some(code.name()), "{out:?}");
+    assert_eq!(out.find_all("exit").len(), 1, "{out:?}");
+}
+
+/// The record kinds in the order the kernel wrote them, with the command name for `result`
+/// and `error` records (`result:int3`, `error:bogus`), for asserting the exact sequence.
+pub fn sequence(out: &Outcome) -> Vec<String> {
+    out.records
+        .iter()
+        .map(|r| match (r.kind.as_str(), r.str("cmd")) {
+            (k @ ("result" | "error"), Some(c)) => format!("{k}:{c}"),
+            (k, _) => k.to_string(),
+        })
+        .collect()
+}
+
+/// Every `result` record of command `cmd`, in order.
+pub fn results_for<'a>(out: &'a Outcome, cmd: &str) -> Vec<&'a Record> {
+    out.records
+        .iter()
+        .filter(|r| r.kind == "result" && r.str("cmd") == Some(cmd))
+        .collect()
+}
+
+/// The one `abort` record of a run, which must come right before the `exit` record.
+pub fn the_abort(out: &Outcome) -> &Record {
+    let aborts = out.find_all("abort");
+    assert_eq!(
+        aborts.len(),
+        1,
+        "expected exactly one abort record: {out:?}"
+    );
+    let n = out.records.len();
+    assert!(
+        n >= 2 && out.records[n - 2].kind == "abort",
+        "the abort record must precede exit: {out:?}"
+    );
+    aborts[0]
+}
+
+/// A `"0x…"` field that must be present.
+pub fn hex(r: &Record, key: &str) -> u64 {
+    r.hex(key)
+        .unwrap_or_else(|| panic!("field {key} missing or not hex in {}", r.to_json_line()))
+}
+
+/// A number field that must be present.
+pub fn num(r: &Record, key: &str) -> u64 {
+    r.u64(key).unwrap_or_else(|| {
+        panic!(
+            "field {key} missing or not a number in {}",
+            r.to_json_line()
+        )
+    })
+}
+
+/// A string field that must be present.
+pub fn text<'a>(r: &'a Record, key: &str) -> &'a str {
+    r.str(key).unwrap_or_else(|| {
+        panic!(
+            "field {key} missing or not a string in {}",
+            r.to_json_line()
+        )
+    })
+}
+
+/// The function containing a runtime kernel address; panics if it is not in the kernel.
+pub fn function_at(out: &Outcome, addr: u64) -> String {
+    out.symbolize(addr).unwrap_or_else(|| {
+        panic!(
+            "{addr:#x} is not in any kernel function (offset {:#x})",
+            out.kernel_offset
+        )
+    })
+}
+
+/// The byte of the kernel image at a runtime address (load offset taken into account), read
+/// from the ELF the harness booted.
+pub fn kernel_byte(out: &Outcome, addr: u64) -> Option<u8> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(elf_bytes()).ok()?;
+    let link = addr.checked_sub(out.kernel_offset)?;
+    file.sections().find_map(|s| {
+        let (start, size) = (s.address(), s.size());
+        if link < start || link >= start + size {
+            return None;
+        }
+        let data = s.data().ok()?;
+        data.get((link - start) as usize).copied()
+    })
+}
+
+fn elf_bytes() -> &'static [u8] {
+    static ELF: OnceLock<Vec<u8>> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let path = &Harness::get().elf;
+        std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    })
+}
