@@ -13,7 +13,7 @@ use stacklab_core::proto::ExitCode;
 use crate::arch::x86_64::backtrace;
 use crate::arch::x86_64::entry::TrapFrame;
 use crate::arch::x86_64::idt::{self, PfDelivery};
-use crate::arch::x86_64::{cpu, entry, provoke, serial, stackswitch};
+use crate::arch::x86_64::{cpu, entry, pic, provoke, serial, stackswitch};
 use crate::growth::{self, Mode, Path};
 use crate::mem::lazy;
 use crate::mem::stackmap;
@@ -57,6 +57,7 @@ pub fn page_fault(frame: &mut TrapFrame, cr2: u64) {
             Ok(pages) => {
                 let path = if on_ist { Path::PfIst } else { Path::PfGate };
                 growth::record(path, cpu::rdtsc() - t0, frame.rip, depth_of(cr2), pages);
+                pic::recover_lost_irq();
                 return;
             }
             Err(e) => grow_failed(frame, cr2, e, via),
@@ -189,6 +190,7 @@ pub fn double_fault(frame: &mut TrapFrame, cr2: u64) {
             Verdict::Grow { page, .. } => match stack::grow(page) {
                 Ok(pages) => {
                     growth::record(Path::DfRecover, cpu::rdtsc() - t0, frame.rip, depth_of(cr2), pages);
+                    pic::recover_lost_irq();
                     return;
                 }
                 Err(e) => grow_failed(frame, cr2, e, "#DF"),

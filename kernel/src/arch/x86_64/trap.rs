@@ -23,8 +23,10 @@ pub(super) extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
             crate::fault::page_fault(frame, cr2)
         }
         pic::TIMER_VECTOR => {
+            pic::irq_window(true);
             pic::tick();
             pic::end_of_interrupt(vector);
+            pic::irq_window(false);
             crate::fault::timer(frame);
         }
         v if v > pic::TIMER_VECTOR && v < pic::PIC_BASE + 16 => {
