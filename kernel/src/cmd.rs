@@ -36,7 +36,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("hwm", "BYTES", "a thread marks its stack BYTES below the top; checks the high-water mark"),
     ("guard-touch", "", "a thread reads its own guard page: #PF report from the #DF stack, stop"),
     ("stacks", "", "histogram of per-thread maximum stack use"),
-    ("bench", "WHAT", "switch | spawn | idle N | threads (all, for fixed 8K/16K/32K)"),
+    ("bench", "WHAT", "switch | spawn | idle N | threads (all three) | growth N | memory N"),
     ("demo", "", DEMO),
     ("halt", "", "stop running commands; keep taking timer interrupts forever"),
     ("exit", "", "exit now with the outcome so far"),
@@ -176,9 +176,10 @@ fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
             Ok(p)
         }
         _ => {
+            let word = args.clone().word("BYTES")?;
             let bytes = args.number("BYTES", 4096, 1 << 20)?;
             if ![8 * 1024, 16 * 1024, 32 * 1024].contains(&bytes) {
-                return Err(ArgError::BadChoice { cmd: "policy", what: "BYTES", got: "that size", choices: &["8K", "16K", "32K"] });
+                return Err(ArgError::BadChoice { cmd: "policy", what: "BYTES", got: word, choices: &["8K", "16K", "32K"] });
             }
             Ok(Policy::Fixed { bytes })
         }
@@ -186,7 +187,9 @@ fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
 }
 
 fn bench_cmd<'a>(args: &mut Args<'a>) -> Result<(), ArgError<'a>> {
-    match args.choice("WHAT", &["switch", "spawn", "idle", "threads"])? {
+    match args.choice("WHAT", &["switch", "spawn", "idle", "threads", "growth", "memory"])? {
+        "growth" => scenario::bench_growth(args.number_or("N", 240, 12, 2000)?),
+        "memory" => scenario::bench_memory(args.number_or("N", 1000, 10, 2000)?),
         "switch" => scenario::bench_switch(policy(), args.number_or("ROUNDS", 2000, 1, 1_000_000)?),
         "spawn" => scenario::bench_spawn(policy(), args.number_or("N", 500, 1, 100_000)?),
         "idle" => {

@@ -576,3 +576,162 @@ pub fn stats_cmd() {
         r.str("cmd", "stats").bool("ok", true).u64("reserve_now", now).u64("reserve_target", target).u64("reserve_low", low).u64("demand_faults", crate::mem::lazy::faults())
     });
 }
+
+// ---- growth benchmarks ----
+
+static SAMPLES: spin::Mutex<Vec<u64>> = spin::Mutex::new(Vec::new());
+
+fn take_samples() -> Vec<u64> {
+    cpu::without_interrupts(|| core::mem::take(&mut *SAMPLES.lock()))
+}
+
+fn push_sample(v: u64) {
+    cpu::without_interrupts(|| SAMPLES.lock().push(v));
+}
+
+/// Growth steps one thread takes (one page each) in a 64 KiB slot with max 60 KiB.
+const STEPS: u64 = 12;
+
+fn grow_policy_for_bench() -> Policy {
+    Policy::Grow { initial: 4096, max: stack::layout().span - 4096 }
+}
+
+/// Round-trip cycles of `n` growth faults by the given path, from the faulting code's view.
+fn growth_round_trips(mode: crate::growth::Mode, n: u64) -> Vec<u64> {
+    crate::growth::set_mode(mode);
+    take_samples();
+    let threads = n.div_ceil(STEPS);
+    for _ in 0..threads {
+        let t = thread::spawn("bench-grow", grow_policy_for_bench(), || {
+            for _ in 0..STEPS {
+                let s = stack::find(cpu::rsp()).expect("on a thread stack");
+                push_sample(provoke::push_below(s.lo));
+            }
+            0
+        });
+        match t {
+            Ok(t) => {
+                thread::join(t);
+            }
+            Err(e) => {
+                spawn_error("bench", e);
+                break;
+            }
+        }
+    }
+    take_samples()
+}
+
+fn ratio(a: u64, b: u64) -> (u64, u64) {
+    let r = a * 100 / b.max(1);
+    (r / 100, r % 100)
+}
+
+/// `bench growth N`: cycles per growth event for each path beside a plain demand-paging #PF
+/// and beside `ensure_stack` mapping the same page without a fault, as ratios to the plain
+/// #PF, all from one run.
+pub fn bench_growth(n: u64) {
+    let saved = crate::growth::mode();
+    // Plain demand paging on a normal #PF gate.
+    crate::growth::set_mode(crate::growth::Mode::Abort);
+    crate::mem::lazy::reset();
+    let mut demand = Vec::with_capacity(n as usize);
+    for i in 0..n.min(crate::mem::lazy::SIZE / 2 / 4096) {
+        let t0 = cpu::rdtsc();
+        provoke::write_byte(crate::mem::lazy::BASE + i * 4096, 1);
+        demand.push(cpu::rdtsc() - t0);
+    }
+    crate::mem::lazy::reset();
+    let mut pf_ist = growth_round_trips(crate::growth::Mode::PfIst, n);
+    let mut df = growth_round_trips(crate::growth::Mode::DfRecover, n);
+    // ensure_stack: the same pages, mapped ahead by an explicit call.
+    take_samples();
+    for _ in 0..n.div_ceil(STEPS) {
+        if let Ok(t) = thread::spawn("bench-ensure", grow_policy_for_bench(), || {
+            let s = stack::find(cpu::rsp()).expect("on a thread stack");
+            let rsp = cpu::rsp();
+            for k in 1..=STEPS {
+                let need = (rsp - s.lo) + k * 4096 - (rsp & 4095);
+                let t0 = cpu::rdtsc();
+                let _ = stack::ensure(rsp, need);
+                push_sample(cpu::rdtsc() - t0);
+            }
+            0
+        }) {
+            thread::join(t);
+        }
+    }
+    let mut ensure = take_samples();
+    crate::growth::set_mode(saved);
+    let (dm, dp) = median_p99(&mut demand);
+    let rows: [(&str, &mut Vec<u64>); 3] = [("pf-ist", &mut pf_ist), ("df-recover", &mut df), ("ensure", &mut ensure)];
+    log::info!("bench growth: plain demand #PF median {dm} cycles, p99 {dp} ({} samples) = 1.00", demand.len());
+    report::emit("bench", |r| r.str("name", "growth").str("path", "demand").u64("median_cycles", dm).u64("p99_cycles", dp).u64("samples", demand.len() as u64).str("ratio", "1.00"));
+    for (name, v) in rows {
+        let (m, p) = median_p99(v);
+        let (ri, rf) = ratio(m, dm);
+        log::info!("bench growth: {name:<10} median {m} cycles, p99 {p} ({} samples) = {ri}.{rf:02} x plain #PF", v.len());
+        report::emit("bench", |r| {
+            r.str("name", "growth").str("path", name).u64("median_cycles", m).u64("p99_cycles", p).u64("samples", v.len() as u64).fmt("ratio", format_args!("{ri}.{rf:02}"))
+        });
+    }
+}
+
+/// `bench memory N`: stack memory of N threads after a mixed workload, parked, under
+/// grow(4K,32K) with pf-ist versus fixed(16K), and the lower bound (each thread's high-water
+/// mark rounded up to pages).
+pub fn bench_memory(n: u64) {
+    let saved = crate::growth::mode();
+    crate::growth::set_mode(crate::growth::Mode::PfIst);
+    let mut rows = [(0u64, 0u64); 2];
+    for (i, policy) in [Policy::Grow { initial: 4096, max: 32 * 1024 }, Policy::Fixed { bytes: 16 * 1024 }].into_iter().enumerate() {
+        static ARRIVED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+        ARRIVED.store(0, core::sync::atomic::Ordering::Relaxed);
+        let mut tids = Vec::with_capacity(n as usize);
+        for k in 0..n {
+            // Mostly shallow, some medium, 5% deep (the RFC saw ~5% of tasks fault).
+            let (depth, frame) = if k % 20 == 0 { (36, 256) } else if k % 5 == 0 { (12, 256) } else { (3, 128) };
+            match thread::spawn("mixed", policy, move || {
+                let v = recurse(depth, frame, 0).unwrap_or(0);
+                ARRIVED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                thread::block();
+                v
+            }) {
+                Ok(t) => tids.push(t),
+                Err(e) => return spawn_error("bench", e),
+            }
+        }
+        while ARRIVED.load(core::sync::atomic::Ordering::Relaxed) < tids.len() as u64 {
+            thread::sleep_ms(2);
+        }
+        rows[i] = thread::live_stack_pages();
+        for t in &tids {
+            thread::wake(*t);
+        }
+        for t in tids {
+            thread::join(t);
+        }
+    }
+    crate::growth::set_mode(saved);
+    let (grow_pages, lower) = rows[0];
+    let (fixed_pages, _) = rows[1];
+    let saved_pct = ratio((fixed_pages - grow_pages) * 100, fixed_pages);
+    let (bi, bf) = ratio(grow_pages, lower);
+    log::info!(
+        "bench memory: {n} threads: fixed(16K) {} KiB, grow(4K,32K) {} KiB ({}.{:02}% saved), lower bound {} KiB (grow = {bi}.{bf:02} x bound)",
+        fixed_pages * 4,
+        grow_pages * 4,
+        saved_pct.0,
+        saved_pct.1,
+        lower * 4
+    );
+    report::emit("bench", |r| {
+        r.str("name", "memory")
+            .u64("threads", n)
+            .u64("fixed16k_bytes", fixed_pages * 4096)
+            .u64("grow_bytes", grow_pages * 4096)
+            .u64("lower_bound_bytes", lower * 4096)
+            .fmt("saved_pct", format_args!("{}.{:02}", saved_pct.0, saved_pct.1))
+            .fmt("grow_over_bound", format_args!("{bi}.{bf:02}"))
+    });
+}

@@ -323,3 +323,14 @@ pub fn stats() -> (u64, u64, usize) {
 pub fn name_of(tid: Tid) -> Option<String> {
     cpu::without_interrupts(|| SCHED.lock().threads.get(&tid).map(|t| t.name.clone()))
 }
+
+/// (mapped stack pages, lower bound) summed over live threads other than main; the lower
+/// bound is each stack's high-water mark rounded up to pages. Meant for parked threads.
+pub fn live_stack_pages() -> (u64, u64) {
+    cpu::without_interrupts(|| {
+        let s = SCHED.lock();
+        s.threads.values().filter_map(|t| t.stack.as_ref()).fold((0, 0), |(m, b), st| {
+            (m + stack::mapped_pages(st), b + stack::live_high_water(st).div_ceil(4096))
+        })
+    })
+}

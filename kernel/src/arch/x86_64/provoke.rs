@@ -8,6 +8,7 @@ use core::arch::asm;
 pub const BAD_SELECTOR: u16 = 10 << 3;
 
 /// Executes `int3`. The #BP handler counts the hit and returns past the instruction.
+#[inline(never)]
 pub fn breakpoint() {
     x86_64::instructions::interrupts::int3();
 }
