@@ -10,8 +10,12 @@ use stacklab_core::proto::ExitCode;
 use crate::arch::x86_64::{cpu, pic, provoke};
 use crate::{fault, growth, report, scenario, stack, time};
 
-/// What `demo` runs: a tour that ends in the double-fault report.
-pub const DEMO: &str = "info; int3; ticks 20; boot-overflow";
+/// What `demo` runs: growth by each path, the hazards they meet, then the SDM-abort baseline
+/// (an overflow of a fixed stack, reported by #DF, machine stopped).
+pub const DEMO: &str = "info; int3; \
+    policy grow 4K 32K; growth pf-ist; recurse 40 256; growth df-recover; recurse 40 256; edge-irq; \
+    growth pf-ist; demand-nested; ensure 40 256; reclaim 6 plain; stats; \
+    policy fixed 16K; growth abort; recurse 100 256";
 
 /// Every command with its arguments and one line of help.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -37,7 +41,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("guard-touch", "", "a thread reads its own guard page: #PF report from the #DF stack, stop"),
     ("stacks", "", "histogram of per-thread maximum stack use"),
     ("bench", "WHAT", "switch | spawn | idle N | threads (all three) | growth N | memory N"),
-    ("demo", "", DEMO),
+    ("demo", "", "a tour: growth by each path and its hazards, then the #DF abort baseline"),
     ("halt", "", "stop running commands; keep taking timer interrupts forever"),
     ("exit", "", "exit now with the outcome so far"),
 ];

@@ -280,7 +280,7 @@ fn policy_fixed_16k_and_32k_fit_recurse_30_and_other_sizes_are_refused() {
         "{out:?}"
     );
     let e = out.find("error").unwrap();
-    // The exact text is checked by `refused_policy_size_error_names_the_size` (ignored).
+    // The exact text is checked by `refused_policy_size_error_names_the_size`.
     assert!(text(e, "msg").starts_with(POLICY_SIZE_ERROR), "{out:?}");
     let r = results_for(out, "recurse");
     // The refused policy left the default in place.
@@ -291,7 +291,6 @@ fn policy_fixed_16k_and_32k_fit_recurse_30_and_other_sizes_are_refused() {
 }
 
 #[test]
-#[ignore = "kernel bug: kernel/src/cmd.rs policy_cmd reports got 'that size' instead of the argument ('12K')"]
 fn refused_policy_size_error_names_the_size() {
     let out = POLICIES.get();
     let e = out.find("error").expect("error record");
