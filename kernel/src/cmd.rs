@@ -4,8 +4,8 @@
 
 use spin::Mutex;
 use stacklab_core::cmdline::{self, ArgError, Args, Command};
-use stacklab_core::stack::Policy;
 use stacklab_core::proto::ExitCode;
+use stacklab_core::stack::Policy;
 
 use crate::arch::x86_64::{cpu, pic, provoke};
 use crate::{fault, growth, report, scenario, stack, time};
@@ -21,28 +21,112 @@ pub const DEMO: &str = "info; int3; \
 pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("help", "", "list the commands"),
     ("info", "", "memory, timer and CPU facts"),
-    ("int3", "", "execute int3; the #BP handler returns to the caller"),
-    ("ticks", "MS", "busy-wait MS milliseconds of TSC time and count timer interrupts"),
-    ("gp", "", "load a selector past the GDT limit: #GP(0x50), a fatal report"),
-    ("read", "ADDR", "read one byte at ADDR (an unmapped ADDR is a fatal #PF report)"),
-    ("boot-overflow", "", "recurse on the boot stack into its guard page: #DF report, stop"),
-    ("policy", "P ..", "stack policy for later threads: 'fixed BYTES' (8K/16K/32K) or 'grow INITIAL MAX'"),
-    ("growth", "MODE", "abort (default) | pf-ist | pf-ist-naive | df-recover"),
-    ("reserve", "N", "frames kept in advance for stack growth (0-256, default 16)"),
-    ("edge-irq", "", "a thread parks RSP at its mapped edge until a timer interrupt arrives"),
-    ("demand-nested", "", "a #PF whose handler takes a nested #PF (demand area)"),
-    ("ensure", "D F", "recurse D x F after ensure_stack() mapped the needed bytes"),
-    ("reclaim", "LEVELS MODE", "zram-style reclaim chain: plain | ensure | extra"),
-    ("stats", "", "growth counters per path, reserve, demand faults"),
-    ("stack-span", "BYTES", "span of each stack slot (power of two, before the first thread)"),
-    ("recurse", "D F", "a thread recurses D levels with F-byte frames; checks the result"),
-    ("threads", "N", "N threads with varied depths under timer preemption; checks every result"),
-    ("hwm", "BYTES", "a thread marks its stack BYTES below the top; checks the high-water mark"),
-    ("guard-touch", "", "a thread reads its own guard page: #PF report from the #DF stack, stop"),
+    (
+        "int3",
+        "",
+        "execute int3; the #BP handler returns to the caller",
+    ),
+    (
+        "ticks",
+        "MS",
+        "busy-wait MS milliseconds of TSC time and count timer interrupts",
+    ),
+    (
+        "gp",
+        "",
+        "load a selector past the GDT limit: #GP(0x50), a fatal report",
+    ),
+    (
+        "read",
+        "ADDR",
+        "read one byte at ADDR (an unmapped ADDR is a fatal #PF report)",
+    ),
+    (
+        "boot-overflow",
+        "",
+        "recurse on the boot stack into its guard page: #DF report, stop",
+    ),
+    (
+        "policy",
+        "P ..",
+        "stack policy for later threads: 'fixed BYTES' (8K/16K/32K) or 'grow INITIAL MAX'",
+    ),
+    (
+        "growth",
+        "MODE",
+        "abort (default) | pf-ist | pf-ist-naive | df-recover",
+    ),
+    (
+        "reserve",
+        "N",
+        "frames kept in advance for stack growth (0-256, default 16)",
+    ),
+    (
+        "edge-irq",
+        "",
+        "a thread parks RSP at its mapped edge until a timer interrupt arrives",
+    ),
+    (
+        "demand-nested",
+        "",
+        "a #PF whose handler takes a nested #PF (demand area)",
+    ),
+    (
+        "ensure",
+        "D F",
+        "recurse D x F after ensure_stack() mapped the needed bytes",
+    ),
+    (
+        "reclaim",
+        "LEVELS MODE",
+        "zram-style reclaim chain: plain | ensure | extra",
+    ),
+    (
+        "stats",
+        "",
+        "growth counters per path, reserve, demand faults",
+    ),
+    (
+        "stack-span",
+        "BYTES",
+        "span of each stack slot (power of two, before the first thread)",
+    ),
+    (
+        "recurse",
+        "D F",
+        "a thread recurses D levels with F-byte frames; checks the result",
+    ),
+    (
+        "threads",
+        "N",
+        "N threads with varied depths under timer preemption; checks every result",
+    ),
+    (
+        "hwm",
+        "BYTES",
+        "a thread marks its stack BYTES below the top; checks the high-water mark",
+    ),
+    (
+        "guard-touch",
+        "",
+        "a thread reads its own guard page: #PF report from the #DF stack, stop",
+    ),
     ("stacks", "", "histogram of per-thread maximum stack use"),
-    ("bench", "WHAT", "switch | spawn | idle N | threads (all three) | growth N | memory N"),
-    ("demo", "", "a tour: growth by each path and its hazards, then the #DF abort baseline"),
-    ("halt", "", "stop running commands; keep taking timer interrupts forever"),
+    (
+        "bench",
+        "WHAT",
+        "switch | spawn | idle N | threads (all three) | growth N | memory N",
+    ),
+    (
+        "demo",
+        "",
+        "a tour: growth by each path and its hazards, then the #DF abort baseline",
+    ),
+    (
+        "halt",
+        "",
+        "stop running commands; keep taking timer interrupts forever",
+    ),
     ("exit", "", "exit now with the outcome so far"),
 ];
 
@@ -60,12 +144,19 @@ fn run(c: Command<'_>) {
         "help" => args.finish().map(|_| help()),
         "info" => args.finish().map(|_| info()),
         "int3" => args.finish().map(|_| int3()),
-        "ticks" => args.number("MS", 1, 60_000).and_then(|ms| args.finish().map(|_| ticks(ms))),
+        "ticks" => args
+            .number("MS", 1, 60_000)
+            .and_then(|ms| args.finish().map(|_| ticks(ms))),
         "gp" => args.finish().map(|_| provoke::general_protection()),
         "read" => args.number("ADDR", 0, u64::MAX).and_then(|a| {
             args.finish()?;
             let v = provoke::read_byte(a);
-            report::emit("result", |r| r.str("cmd", "read").bool("ok", true).hex("addr", a).u64("value", v as u64));
+            report::emit("result", |r| {
+                r.str("cmd", "read")
+                    .bool("ok", true)
+                    .hex("addr", a)
+                    .u64("value", v as u64)
+            });
             Ok(())
         }),
         "boot-overflow" => args.finish().map(|_| boot_overflow()),
@@ -77,9 +168,17 @@ fn run(c: Command<'_>) {
         "stack-span" => args.number("BYTES", 16 * 1024, 1 << 20).and_then(|b| {
             args.finish()?;
             match stack::set_span(b) {
-                Ok(()) => report::emit("result", |r| r.str("cmd", "stack-span").bool("ok", true).u64("span", b)),
-                Err(stack::SpanError::Bad) => report::bad_command(c.text, format_args!("span must be a power of two from 16K to 1M")),
-                Err(stack::SpanError::InUse) => report::bad_command(c.text, format_args!("the span cannot change after threads have run")),
+                Ok(()) => report::emit("result", |r| {
+                    r.str("cmd", "stack-span").bool("ok", true).u64("span", b)
+                }),
+                Err(stack::SpanError::Bad) => report::bad_command(
+                    c.text,
+                    format_args!("span must be a power of two from 16K to 1M"),
+                ),
+                Err(stack::SpanError::InUse) => report::bad_command(
+                    c.text,
+                    format_args!("the span cannot change after threads have run"),
+                ),
             }
             Ok(())
         }),
@@ -87,7 +186,10 @@ fn run(c: Command<'_>) {
             let f = args.number("FRAME", 1, 8192)?;
             args.finish()?;
             if !scenario::FRAME_SIZES.contains(&f) {
-                report::bad_command(c.text, format_args!("FRAME must be one of {:?}", scenario::FRAME_SIZES));
+                report::bad_command(
+                    c.text,
+                    format_args!("FRAME must be one of {:?}", scenario::FRAME_SIZES),
+                );
             } else if c.name == "ensure" {
                 scenario::ensure_cmd(policy(), d, f);
             } else if matches!(policy(), Policy::Grow { .. }) {
@@ -102,17 +204,23 @@ fn run(c: Command<'_>) {
             let mode = growth::Mode::from_name(m).expect("a listed name");
             growth::set_mode(mode);
             log::info!("growth: {m}");
-            report::emit("result", |r| r.str("cmd", "growth").bool("ok", true).str("growth", m));
+            report::emit("result", |r| {
+                r.str("cmd", "growth").bool("ok", true).str("growth", m)
+            });
             Ok(())
         }),
-        "reserve" => args.number("N", 0, stack::RESERVE_CAPACITY as u64).and_then(|n| {
-            args.finish()?;
-            stack::set_reserve_target(n as usize);
-            stack::reserve_drain_to(n);
-            stack::reserve_refill();
-            report::emit("result", |r| r.str("cmd", "reserve").bool("ok", true).u64("target", n));
-            Ok(())
-        }),
+        "reserve" => args
+            .number("N", 0, stack::RESERVE_CAPACITY as u64)
+            .and_then(|n| {
+                args.finish()?;
+                stack::set_reserve_target(n as usize);
+                stack::reserve_drain_to(n);
+                stack::reserve_refill();
+                report::emit("result", |r| {
+                    r.str("cmd", "reserve").bool("ok", true).u64("target", n)
+                });
+                Ok(())
+            }),
         "edge-irq" => args.finish().map(|_| scenario::edge_irq_cmd(policy())),
         "demand-nested" => args.finish().map(|_| scenario::demand_nested_cmd()),
         "reclaim" => args.number("LEVELS", 1, 64).and_then(|l| {
@@ -126,11 +234,19 @@ fn run(c: Command<'_>) {
             Ok(())
         }),
         "stats" => args.finish().map(|_| scenario::stats_cmd()),
-        "threads" => args.number("N", 1, 2000).and_then(|n| args.finish().map(|_| scenario::threads_cmd(policy(), n))),
+        "threads" => args
+            .number("N", 1, 2000)
+            .and_then(|n| args.finish().map(|_| scenario::threads_cmd(policy(), n))),
         "hwm" => args.number("BYTES", 512, 1 << 20).and_then(|b| {
             args.finish()?;
             if b + 256 > policy().initial_bytes() {
-                report::bad_command(c.text, format_args!("BYTES must leave 256 bytes of the {} initially mapped", policy().initial_bytes()));
+                report::bad_command(
+                    c.text,
+                    format_args!(
+                        "BYTES must leave 256 bytes of the {} initially mapped",
+                        policy().initial_bytes()
+                    ),
+                );
             } else {
                 scenario::hwm_cmd(policy(), b);
             }
@@ -165,7 +281,11 @@ fn policy() -> Policy {
 fn set_policy(p: Policy) {
     log::info!("policy: new threads get {p}");
     cpu::without_interrupts(|| *POLICY.lock() = p);
-    report::emit("result", |r| r.str("cmd", "policy").bool("ok", true).fmt("policy", format_args!("{p}")));
+    report::emit("result", |r| {
+        r.str("cmd", "policy")
+            .bool("ok", true)
+            .fmt("policy", format_args!("{p}"))
+    });
 }
 
 fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
@@ -175,7 +295,10 @@ fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
             let max = args.number_or("MAX", 32 * 1024, 4096, 1 << 20)?;
             let p = Policy::Grow { initial, max };
             if let Err(e) = p.validate(stack::layout().span) {
-                return Err(ArgError::Invalid { cmd: "policy", msg: e.message() });
+                return Err(ArgError::Invalid {
+                    cmd: "policy",
+                    msg: e.message(),
+                });
             }
             Ok(p)
         }
@@ -183,7 +306,12 @@ fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
             let word = args.clone().word("BYTES")?;
             let bytes = args.number("BYTES", 4096, 1 << 20)?;
             if ![8 * 1024, 16 * 1024, 32 * 1024].contains(&bytes) {
-                return Err(ArgError::BadChoice { cmd: "policy", what: "BYTES", got: word, choices: &["8K", "16K", "32K"] });
+                return Err(ArgError::BadChoice {
+                    cmd: "policy",
+                    what: "BYTES",
+                    got: word,
+                    choices: &["8K", "16K", "32K"],
+                });
             }
             Ok(Policy::Fixed { bytes })
         }
@@ -191,7 +319,10 @@ fn policy_cmd<'a>(args: &mut Args<'a>) -> Result<Policy, ArgError<'a>> {
 }
 
 fn bench_cmd<'a>(args: &mut Args<'a>) -> Result<(), ArgError<'a>> {
-    match args.choice("WHAT", &["switch", "spawn", "idle", "threads", "growth", "memory"])? {
+    match args.choice(
+        "WHAT",
+        &["switch", "spawn", "idle", "threads", "growth", "memory"],
+    )? {
         "growth" => scenario::bench_growth(args.number_or("N", 240, 12, 2000)?),
         "memory" => scenario::bench_memory(args.number_or("N", 1000, 10, 2000)?),
         "switch" => scenario::bench_switch(policy(), args.number_or("ROUNDS", 2000, 1, 1_000_000)?),
@@ -218,7 +349,11 @@ fn help() {
     for (name, args, what) in COMMANDS {
         log::info!("  {name} {args:<6} {what}");
     }
-    report::emit("result", |r| r.str("cmd", "help").bool("ok", true).u64("commands", COMMANDS.len() as u64));
+    report::emit("result", |r| {
+        r.str("cmd", "help")
+            .bool("ok", true)
+            .u64("commands", COMMANDS.len() as u64)
+    });
 }
 
 fn info() {
@@ -227,7 +362,7 @@ fn info() {
     log::info!(
         "memory: {} frames ({} MiB), {} in use; heap {} KiB used, {} KiB free; tsc {} MHz",
         frames.total,
-        frames.total * 4096 >> 20,
+        (frames.total * 4096) >> 20,
         frames.in_use,
         heap_used / 1024,
         heap_free / 1024,
@@ -250,7 +385,10 @@ fn int3() {
     provoke::breakpoint();
     let (after, rip) = fault::breakpoint_stats();
     let ok = after == before + 1;
-    log::info!("int3: handler ran {} time(s), returned to {rip:#x}", after - before);
+    log::info!(
+        "int3: handler ran {} time(s), returned to {rip:#x}",
+        after - before
+    );
     report::emit("result", |r| {
         r.str("cmd", "int3")
             .bool("ok", ok)
@@ -273,7 +411,11 @@ fn ticks(ms: u64) {
     let ok = counted * 4 >= expected * 3 && counted * 4 <= expected * 5;
     log::info!("ticks: {counted} timer interrupts in {ms} ms (expected about {expected})");
     report::emit("result", |r| {
-        r.str("cmd", "ticks").bool("ok", ok).u64("ms", ms).u64("ticks", counted).u64("expected", expected)
+        r.str("cmd", "ticks")
+            .bool("ok", ok)
+            .u64("ms", ms)
+            .u64("ticks", counted)
+            .u64("expected", expected)
     });
     if !ok {
         report::note_outcome(ExitCode::Failure);
@@ -285,7 +427,11 @@ fn boot_overflow() {
     log::info!("boot-overflow: recursing on the boot stack until it hits its guard page");
     let depth = overflow(0);
     // Unreachable unless the guard page is missing.
-    report::emit("result", |r| r.str("cmd", "boot-overflow").bool("ok", false).u64("depth", depth));
+    report::emit("result", |r| {
+        r.str("cmd", "boot-overflow")
+            .bool("ok", false)
+            .u64("depth", depth)
+    });
     report::note_outcome(ExitCode::Failure);
 }
 
@@ -294,7 +440,11 @@ fn overflow(n: u64) -> u64 {
     let mut buf = [0u8; 512];
     buf[n as usize % 512] = n as u8;
     let buf = core::hint::black_box(buf);
-    if core::hint::black_box(n) == u64::MAX { 0 } else { overflow(n + 1) + buf[0] as u64 }
+    if core::hint::black_box(n) == u64::MAX {
+        0
+    } else {
+        overflow(n + 1) + buf[0] as u64
+    }
 }
 
 fn halt() -> ! {

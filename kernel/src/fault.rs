@@ -31,7 +31,10 @@ pub fn breakpoint(frame: &mut TrapFrame) {
 
 /// (hits, saved RIP of the last hit).
 pub fn breakpoint_stats() -> (u64, u64) {
-    (BREAKPOINTS.load(Ordering::Relaxed), LAST_BREAKPOINT_RIP.load(Ordering::Relaxed))
+    (
+        BREAKPOINTS.load(Ordering::Relaxed),
+        LAST_BREAKPOINT_RIP.load(Ordering::Relaxed),
+    )
 }
 
 /// Timer tick (already counted and acknowledged).
@@ -49,8 +52,17 @@ pub fn timer(_frame: &mut TrapFrame) {
 pub fn page_fault(frame: &mut TrapFrame, cr2: u64) {
     let t0 = cpu::rdtsc();
     let on_ist = idt::pf_delivery() == PfDelivery::Ist;
-    let f = Fault { cr2, rsp: frame.rsp, rip: frame.rip, error_code: frame.error_code };
-    let verdict = if growth::mode() == Mode::Abort { Verdict::Overflow } else { judge_pf(stack::live_slot(cr2), f) };
+    let f = Fault {
+        cr2,
+        rsp: frame.rsp,
+        rip: frame.rip,
+        error_code: frame.error_code,
+    };
+    let verdict = if growth::mode() == Mode::Abort {
+        Verdict::Overflow
+    } else {
+        judge_pf(stack::live_slot(cr2), f)
+    };
     if let Verdict::Grow { page, .. } = verdict {
         let via = if on_ist { "#PF (IST)" } else { "#PF" };
         match stack::grow(page) {
@@ -153,7 +165,10 @@ fn grow_failed(frame: &TrapFrame, cr2: u64, e: stack::GrowError, via: &str) -> !
     let s = stack::find(cr2);
     let name = s.as_ref().map_or("?", |s| s.name());
     let mut w = serial::emergency();
-    let _ = writeln!(w, "BUG: stack growth at {cr2:#x} failed: {what} (thread '{name}'), caught by {via}");
+    let _ = writeln!(
+        w,
+        "BUG: stack growth at {cr2:#x} failed: {what} (thread '{name}'), caught by {via}"
+    );
     let (now, target, low) = stack::reserve_stats();
     report::emit_fatal("abort", |r| {
         r.str("reason", reason)
@@ -185,11 +200,22 @@ pub fn double_fault(frame: &mut TrapFrame, cr2: u64) {
     let t0 = cpu::rdtsc();
     let mut refused = None;
     if growth::mode() == Mode::DfRecover {
-        let f = Fault { cr2, rsp: frame.rsp, rip: frame.rip, error_code: frame.error_code };
+        let f = Fault {
+            cr2,
+            rsp: frame.rsp,
+            rip: frame.rip,
+            error_code: frame.error_code,
+        };
         match judge_df(stack::live_slot(cr2), f, crate::kernel_image()) {
             Verdict::Grow { page, .. } => match stack::grow(page) {
                 Ok(pages) => {
-                    growth::record(Path::DfRecover, cpu::rdtsc() - t0, frame.rip, depth_of(cr2), pages);
+                    growth::record(
+                        Path::DfRecover,
+                        cpu::rdtsc() - t0,
+                        frame.rip,
+                        depth_of(cr2),
+                        pages,
+                    );
                     pic::recover_lost_irq();
                     return;
                 }
@@ -227,7 +253,11 @@ fn stack_overflow(frame: &TrapFrame, cr2: u64, s: &StackInfo, via: &str) -> ! {
         s.hi,
         s.name(),
     );
-    let _ = writeln!(w, "    high-water mark {high_water} bytes of {} mapped", s.hi - s.lo);
+    let _ = writeln!(
+        w,
+        "    high-water mark {high_water} bytes of {} mapped",
+        s.hi - s.lo
+    );
     let mut bt = [0u64; backtrace::MAX_FRAMES];
     let n = backtrace::walk(frame.rbp, s.lo, s.hi, &mut bt);
     write_registers(&mut w, frame, cr2, &bt[..n]);
@@ -258,7 +288,10 @@ pub fn fatal(frame: &TrapFrame, cr2: u64) -> ! {
     let (mnemonic, long) = exception::name(v);
     let code = ErrorCode::decode(v, frame.error_code);
     let mut w = serial::emergency();
-    let _ = writeln!(w, "!!! FATAL: {mnemonic} {long} (vector {v}), error code {code}");
+    let _ = writeln!(
+        w,
+        "!!! FATAL: {mnemonic} {long} (vector {v}), error code {code}"
+    );
     // The trace may only read a stack we know to be mapped.
     let mut bt = [0u64; backtrace::MAX_FRAMES];
     let n = stack::find(frame.rsp)
@@ -283,12 +316,28 @@ pub fn fatal(frame: &TrapFrame, cr2: u64) -> ! {
 }
 
 fn write_registers(w: &mut impl Write, f: &TrapFrame, cr2: u64, bt: &[u64]) {
-    let _ = writeln!(w, "    RIP {:#018x}  RSP {:#018x}  RFLAGS {:#010x}  CR2 {cr2:#018x}", f.rip, f.rsp, f.rflags);
+    let _ = writeln!(
+        w,
+        "    RIP {:#018x}  RSP {:#018x}  RFLAGS {:#010x}  CR2 {cr2:#018x}",
+        f.rip, f.rsp, f.rflags
+    );
     let regs = [
-        ("RAX", f.rax), ("RBX", f.rbx), ("RCX", f.rcx), ("RDX", f.rdx),
-        ("RSI", f.rsi), ("RDI", f.rdi), ("RBP", f.rbp), ("R8 ", f.r8),
-        ("R9 ", f.r9), ("R10", f.r10), ("R11", f.r11), ("R12", f.r12),
-        ("R13", f.r13), ("R14", f.r14), ("R15", f.r15), ("CS ", f.cs),
+        ("RAX", f.rax),
+        ("RBX", f.rbx),
+        ("RCX", f.rcx),
+        ("RDX", f.rdx),
+        ("RSI", f.rsi),
+        ("RDI", f.rdi),
+        ("RBP", f.rbp),
+        ("R8 ", f.r8),
+        ("R9 ", f.r9),
+        ("R10", f.r10),
+        ("R11", f.r11),
+        ("R12", f.r12),
+        ("R13", f.r13),
+        ("R14", f.r14),
+        ("R15", f.r15),
+        ("CS ", f.cs),
     ];
     for row in regs.chunks(4) {
         let _ = write!(w, "   ");

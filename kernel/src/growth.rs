@@ -72,12 +72,10 @@ pub enum Path {
     DfRecover = 2,
     /// A plain demand-paging #PF (the baseline).
     Demand = 3,
-    /// `ensure_stack` mapping ahead.
-    Ensure = 4,
 }
 
-pub const PATHS: usize = 5;
-pub const PATH_NAMES: [&str; PATHS] = ["pf-ist", "pf-gate", "df-recover", "demand", "ensure"];
+pub const PATHS: usize = 4;
+pub const PATH_NAMES: [&str; PATHS] = ["pf-ist", "pf-gate", "df-recover", "demand"];
 const SAMPLES: usize = 2048;
 
 struct PathStats {
@@ -129,14 +127,5 @@ pub fn snapshot(path: usize) -> Snapshot {
         cycles: s.cycles.load(Ordering::Relaxed),
         last_rip: s.last_rip.load(Ordering::Relaxed),
         deepest: s.deepest.load(Ordering::Relaxed),
-    }
-}
-
-/// The handler-cycle samples of events `from..to` of a path (at most the last 2048).
-pub fn samples(path: Path, from: u64, to: u64, out: &mut alloc::vec::Vec<u64>) {
-    let s = &STATS[path as usize];
-    let from = from.max(to.saturating_sub(SAMPLES as u64));
-    for i in from..to {
-        out.push(s.samples[(i as usize) % SAMPLES].load(Ordering::Relaxed) as u64);
     }
 }

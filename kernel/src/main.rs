@@ -26,7 +26,7 @@ use bootloader_api::{BootInfo, entry_point};
 use stacklab_core::cmdline::MAX_CMDLINE;
 use stacklab_core::proto::{ExitCode, FW_CFG_CMDLINE};
 
-use arch::x86_64::{cpu, fwcfg, gdt, idt, pic, serial, stackswitch};
+use arch::x86_64::{cpu, fwcfg, gdt, pic, serial, stackswitch};
 
 const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut c = BootloaderConfig::new_default();
@@ -50,7 +50,12 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     time::mark_entry(cpu::rdtsc());
     serial::init();
     KERNEL_OFFSET.call_once(|| boot_info.kernel_image_offset);
-    KERNEL_IMAGE.call_once(|| (boot_info.kernel_image_offset, boot_info.kernel_image_offset + boot_info.kernel_len));
+    KERNEL_IMAGE.call_once(|| {
+        (
+            boot_info.kernel_image_offset,
+            boot_info.kernel_image_offset + boot_info.kernel_len,
+        )
+    });
     mem::init(boot_info);
     report::init_logger();
     gdt::init();
@@ -69,7 +74,10 @@ extern "sysv64" fn on_boot_stack(_: u64) -> ! {
     let mut buf = [0u8; MAX_CMDLINE];
     let cmdline = match fwcfg::read_file(FW_CFG_CMDLINE, &mut buf) {
         Some((n, size)) if n < size => {
-            report::bad_command("cmdline", format_args!("command line is {size} bytes; the limit is {MAX_CMDLINE}"));
+            report::bad_command(
+                "cmdline",
+                format_args!("command line is {size} bytes; the limit is {MAX_CMDLINE}"),
+            );
             String::new()
         }
         Some((n, _)) => match core::str::from_utf8(&buf[..n]) {
@@ -105,7 +113,10 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     cpu::without_interrupts(|| {
         let mut w = serial::emergency();
         let _ = writeln!(w, "!!! PANIC: {info}");
-        report::emit_fatal("abort", |r| r.str("reason", "panic").fmt("msg", format_args!("{}", info.message())));
+        report::emit_fatal("abort", |r| {
+            r.str("reason", "panic")
+                .fmt("msg", format_args!("{}", info.message()))
+        });
         report::exit_fatal(ExitCode::Panic)
     })
 }

@@ -35,14 +35,21 @@ where
 static OUTCOME: AtomicU8 = AtomicU8::new(0);
 
 fn code_of(v: u8) -> ExitCode {
-    ExitCode::ALL.into_iter().find(|c| c.code() == v).unwrap_or(ExitCode::Success)
+    ExitCode::ALL
+        .into_iter()
+        .find(|c| c.code() == v)
+        .unwrap_or(ExitCode::Success)
 }
 
 /// Folds `code` into the run's outcome.
 pub fn note_outcome(code: ExitCode) {
     let mut cur = OUTCOME.load(Ordering::Relaxed);
     loop {
-        let cur_code = if cur == 0 { ExitCode::Success } else { code_of(cur) };
+        let cur_code = if cur == 0 {
+            ExitCode::Success
+        } else {
+            code_of(cur)
+        };
         let new = cur_code.worst(code).code();
         match OUTCOME.compare_exchange(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return,

@@ -78,14 +78,20 @@ fn fail() {
 
 fn spawn_error(cmd: &str, e: thread::SpawnError) {
     log::error!("{cmd}: cannot spawn: {e}");
-    report::emit("result", |r| r.str("cmd", cmd).bool("ok", false).fmt("error", format_args!("{e}")));
+    report::emit("result", |r| {
+        r.str("cmd", cmd)
+            .bool("ok", false)
+            .fmt("error", format_args!("{e}"))
+    });
     fail();
 }
 
 /// `recurse DEPTH FRAME`: one thread, checked result.
 pub fn recurse_cmd(policy: Policy, depth: u64, frame: u64) {
     let start = cpu::rdtsc();
-    let tid = match thread::spawn("recurse", policy, move || recurse(depth, frame, 0).unwrap_or(0)) {
+    let tid = match thread::spawn("recurse", policy, move || {
+        recurse(depth, frame, 0).unwrap_or(0)
+    }) {
         Ok(t) => t,
         Err(e) => return spawn_error("recurse", e),
     };
@@ -180,7 +186,10 @@ pub fn hwm_cmd(policy: Policy, bytes: u64) {
     let ok = j.high_water >= truth && j.high_water - truth < 64;
     log::info!("hwm: true use {truth} B, measured {} B", j.high_water);
     report::emit("result", |r| {
-        r.str("cmd", "hwm").bool("ok", ok).u64("true_use", truth).u64("high_water", j.high_water)
+        r.str("cmd", "hwm")
+            .bool("ok", ok)
+            .u64("true_use", truth)
+            .u64("high_water", j.high_water)
     });
     if !ok {
         fail();
@@ -213,9 +222,17 @@ pub fn stacks_cmd() {
         use core::fmt::Write;
         let _ = write!(line, " {label}:{n}");
     }
-    log::info!("stacks: {} threads ended; max use by bucket:{line}; slot span {} K", h.total(), l.span / 1024);
+    log::info!(
+        "stacks: {} threads ended; max use by bucket:{line}; slot span {} K",
+        h.total(),
+        l.span / 1024
+    );
     report::emit("result", |r| {
-        r.str("cmd", "stacks").bool("ok", true).u64("threads", h.total()).u64_list("histogram", &h.buckets).u64("span", l.span)
+        r.str("cmd", "stacks")
+            .bool("ok", true)
+            .u64("threads", h.total())
+            .u64_list("histogram", &h.buckets)
+            .u64("span", l.span)
     });
 }
 
@@ -223,8 +240,16 @@ pub fn stacks_cmd() {
 
 fn bench_record(name: &str, samples: &mut [u64]) -> (u64, u64) {
     let (med, p99) = median_p99(samples);
-    log::info!("bench {name}: median {med} cycles, p99 {p99} cycles ({} samples)", samples.len());
-    report::emit("bench", |r| r.str("name", name).u64("median_cycles", med).u64("p99_cycles", p99).u64("samples", samples.len() as u64));
+    log::info!(
+        "bench {name}: median {med} cycles, p99 {p99} cycles ({} samples)",
+        samples.len()
+    );
+    report::emit("bench", |r| {
+        r.str("name", name)
+            .u64("median_cycles", med)
+            .u64("p99_cycles", p99)
+            .u64("samples", samples.len() as u64)
+    });
     (med, p99)
 }
 
@@ -252,8 +277,15 @@ pub fn bench_switch(policy: Policy, rounds: u64) {
     let packed = thread::join(ping).expect("joinable").result;
     thread::join(pong);
     let (med, p99) = (packed & 0xffff_ffff, packed >> 32);
-    log::info!("bench switch: median {med} cycles, p99 {p99} cycles per switch ({rounds} round trips)");
-    report::emit("bench", |r| r.str("name", "switch").u64("median_cycles", med).u64("p99_cycles", p99).u64("samples", rounds));
+    log::info!(
+        "bench switch: median {med} cycles, p99 {p99} cycles per switch ({rounds} round trips)"
+    );
+    report::emit("bench", |r| {
+        r.str("name", "switch")
+            .u64("median_cycles", med)
+            .u64("p99_cycles", p99)
+            .u64("samples", rounds)
+    });
 }
 
 /// Spawn plus join of a thread that returns at once.
@@ -318,12 +350,16 @@ fn growth_fields<'a>(
     r: stacklab_core::proto::Record<'a, alloc::string::String>,
     j: &thread::Joined,
 ) -> stacklab_core::proto::Record<'a, alloc::string::String> {
-    r.str("growth", crate::growth::mode().name()).u64("grow_events", j.grow_events).u64("grow_pages", j.grow_pages)
+    r.str("growth", crate::growth::mode().name())
+        .u64("grow_events", j.grow_events)
+        .u64("grow_pages", j.grow_pages)
 }
 
 /// `recurse` reports growth too; this is the variant used under a grow policy.
 pub fn recurse_grow_cmd(policy: Policy, depth: u64, frame: u64) {
-    let tid = match thread::spawn("recurse", policy, move || recurse(depth, frame, 0).unwrap_or(0)) {
+    let tid = match thread::spawn("recurse", policy, move || {
+        recurse(depth, frame, 0).unwrap_or(0)
+    }) {
         Ok(t) => t,
         Err(e) => return spawn_error("recurse", e),
     };
@@ -381,7 +417,13 @@ pub fn edge_irq_cmd(policy: Policy) {
         j.grow_pages
     );
     report::emit("result", |r| {
-        growth_fields(r.str("cmd", "edge-irq").bool("ok", ok).hex("edge", j.result).u64("lost_irqs_recovered", lost), &j)
+        growth_fields(
+            r.str("cmd", "edge-irq")
+                .bool("ok", ok)
+                .hex("edge", j.result)
+                .u64("lost_irqs_recovered", lost),
+            &j,
+        )
     });
     if !ok {
         fail();
@@ -399,7 +441,10 @@ pub fn demand_nested_cmd() {
     let shadow = provoke::read_byte(addr + crate::mem::lazy::SIZE / 2);
     let nested = crate::fault::NESTED_OK.load(core::sync::atomic::Ordering::Relaxed) - before;
     let ok = back == 0x5a && shadow == 0 && nested == 1;
-    log::info!("demand-nested: outer frame intact after a nested #PF ({}); value read back {back:#x}", crate::growth::mode().name());
+    log::info!(
+        "demand-nested: outer frame intact after a nested #PF ({}); value read back {back:#x}",
+        crate::growth::mode().name()
+    );
     report::emit("result", |r| {
         r.str("cmd", "demand-nested")
             .bool("ok", ok)
@@ -416,9 +461,11 @@ pub fn demand_nested_cmd() {
 pub fn ensure_cmd(policy: Policy, depth: u64, frame: u64) {
     // Bytes per level: the buffer plus about 64 bytes of frame overhead, plus a margin.
     let need = (depth + 1) * (frame + 64) + 1024;
-    let tid = thread::spawn("ensure", policy, move || match stack::ensure(cpu::rsp(), need) {
-        Ok(_) => recurse(depth, frame, 0).unwrap_or(0),
-        Err(_) => u64::MAX,
+    let tid = thread::spawn("ensure", policy, move || {
+        match stack::ensure(cpu::rsp(), need) {
+            Ok(_) => recurse(depth, frame, 0).unwrap_or(0),
+            Err(_) => u64::MAX,
+        }
     });
     let tid = match tid {
         Ok(t) => t,
@@ -430,7 +477,11 @@ pub fn ensure_cmd(policy: Policy, depth: u64, frame: u64) {
     let ok = refused || j.result == want;
     log::info!(
         "ensure: {} ({need} bytes asked); {} pages mapped, {} growth faults",
-        if refused { "ensure_stack refused: the policy's maximum is too small" } else { "recursion completed" },
+        if refused {
+            "ensure_stack refused: the policy's maximum is too small"
+        } else {
+            "recursion completed"
+        },
         j.pages,
         j.grow_events
     );
@@ -485,7 +536,9 @@ fn direct_reclaim(level: u64, levels: u64, mode: ReclaimMode) -> Result<u64, &'s
     let inner = match mode {
         ReclaimMode::Extra => {
             let need = (levels - level) * RECLAIM_LEVEL_BYTES;
-            match stack::with_extra_stack(need.min(RECLAIM_LEVEL_BYTES * 4), || compress(level, levels, mode)) {
+            match stack::with_extra_stack(need.min(RECLAIM_LEVEL_BYTES * 4), || {
+                compress(level, levels, mode)
+            }) {
                 Ok(r) => r?,
                 Err(stack::ExtraError::PoolEmpty) => return Err("extra-stack pool empty"),
             }
@@ -521,7 +574,9 @@ fn reclaim_expected(levels: u64) -> u64 {
 pub fn reclaim_cmd(policy: Policy, levels: u64, mode: ReclaimMode) {
     let used0 = stack::EXTRA_USED.load(core::sync::atomic::Ordering::Relaxed);
     let tid = thread::spawn("reclaim", policy, move || {
-        if mode == ReclaimMode::Ensure && stack::ensure(cpu::rsp(), (levels + 1) * RECLAIM_LEVEL_BYTES).is_err() {
+        if mode == ReclaimMode::Ensure
+            && stack::ensure(cpu::rsp(), (levels + 1) * RECLAIM_LEVEL_BYTES).is_err()
+        {
             return u64::MAX - 1;
         }
         alloc_page(0, levels, mode).unwrap_or(u64::MAX)
@@ -540,7 +595,10 @@ pub fn reclaim_cmd(policy: Policy, levels: u64, mode: ReclaimMode) {
     };
     let extra = stack::EXTRA_USED.load(core::sync::atomic::Ordering::Relaxed) - used0;
     let ok = outcome != "wrong-result";
-    log::info!("reclaim: {levels} levels, {outcome}; extra stacks used {extra}; high-water {} B", j.high_water);
+    log::info!(
+        "reclaim: {levels} levels, {outcome}; extra stacks used {extra}; high-water {} B",
+        j.high_water
+    );
     report::emit("result", |r| {
         growth_fields(
             r.str("cmd", "reclaim")
@@ -565,15 +623,31 @@ pub fn stats_cmd() {
     let (now, target, low) = stack::reserve_stats();
     for (i, name) in crate::growth::PATH_NAMES.iter().enumerate() {
         let s = crate::growth::snapshot(i);
-        let avg = if s.events == 0 { 0 } else { s.cycles / s.events };
-        log::info!("stats {name}: {} events, {} pages, avg {avg} cycles in handler, deepest {} B, last rip {:#x}", s.events, s.pages, s.deepest, s.last_rip);
+        let avg = s.cycles.checked_div(s.events).unwrap_or(0);
+        log::info!(
+            "stats {name}: {} events, {} pages, avg {avg} cycles in handler, deepest {} B, last rip {:#x}",
+            s.events,
+            s.pages,
+            s.deepest,
+            s.last_rip
+        );
         report::emit("stats", |r| {
-            r.str("path", name).u64("events", s.events).u64("pages", s.pages).u64("avg_cycles", avg).u64("deepest", s.deepest).hex("last_rip", s.last_rip)
+            r.str("path", name)
+                .u64("events", s.events)
+                .u64("pages", s.pages)
+                .u64("avg_cycles", avg)
+                .u64("deepest", s.deepest)
+                .hex("last_rip", s.last_rip)
         });
     }
     log::info!("stats reserve: {now} frames (target {target}, low-water {low})");
     report::emit("result", |r| {
-        r.str("cmd", "stats").bool("ok", true).u64("reserve_now", now).u64("reserve_target", target).u64("reserve_low", low).u64("demand_faults", crate::mem::lazy::faults())
+        r.str("cmd", "stats")
+            .bool("ok", true)
+            .u64("reserve_now", now)
+            .u64("reserve_target", target)
+            .u64("reserve_low", low)
+            .u64("demand_faults", crate::mem::lazy::faults())
     });
 }
 
@@ -593,7 +667,10 @@ fn push_sample(v: u64) {
 const STEPS: u64 = 12;
 
 fn grow_policy_for_bench() -> Policy {
-    Policy::Grow { initial: 4096, max: stack::layout().span - 4096 }
+    Policy::Grow {
+        initial: 4096,
+        max: stack::layout().span - 4096,
+    }
 }
 
 /// Round-trip cycles of `n` growth faults by the given path, from the faulting code's view.
@@ -664,15 +741,37 @@ pub fn bench_growth(n: u64) {
     let mut ensure = take_samples();
     crate::growth::set_mode(saved);
     let (dm, dp) = median_p99(&mut demand);
-    let rows: [(&str, &mut Vec<u64>); 3] = [("pf-ist", &mut pf_ist), ("df-recover", &mut df), ("ensure", &mut ensure)];
-    log::info!("bench growth: plain demand #PF median {dm} cycles, p99 {dp} ({} samples) = 1.00", demand.len());
-    report::emit("bench", |r| r.str("name", "growth").str("path", "demand").u64("median_cycles", dm).u64("p99_cycles", dp).u64("samples", demand.len() as u64).str("ratio", "1.00"));
+    let rows: [(&str, &mut Vec<u64>); 3] = [
+        ("pf-ist", &mut pf_ist),
+        ("df-recover", &mut df),
+        ("ensure", &mut ensure),
+    ];
+    log::info!(
+        "bench growth: plain demand #PF median {dm} cycles, p99 {dp} ({} samples) = 1.00",
+        demand.len()
+    );
+    report::emit("bench", |r| {
+        r.str("name", "growth")
+            .str("path", "demand")
+            .u64("median_cycles", dm)
+            .u64("p99_cycles", dp)
+            .u64("samples", demand.len() as u64)
+            .str("ratio", "1.00")
+    });
     for (name, v) in rows {
         let (m, p) = median_p99(v);
         let (ri, rf) = ratio(m, dm);
-        log::info!("bench growth: {name:<10} median {m} cycles, p99 {p} ({} samples) = {ri}.{rf:02} x plain #PF", v.len());
+        log::info!(
+            "bench growth: {name:<10} median {m} cycles, p99 {p} ({} samples) = {ri}.{rf:02} x plain #PF",
+            v.len()
+        );
         report::emit("bench", |r| {
-            r.str("name", "growth").str("path", name).u64("median_cycles", m).u64("p99_cycles", p).u64("samples", v.len() as u64).fmt("ratio", format_args!("{ri}.{rf:02}"))
+            r.str("name", "growth")
+                .str("path", name)
+                .u64("median_cycles", m)
+                .u64("p99_cycles", p)
+                .u64("samples", v.len() as u64)
+                .fmt("ratio", format_args!("{ri}.{rf:02}"))
         });
     }
 }
@@ -684,13 +783,28 @@ pub fn bench_memory(n: u64) {
     let saved = crate::growth::mode();
     crate::growth::set_mode(crate::growth::Mode::PfIst);
     let mut rows = [(0u64, 0u64); 2];
-    for (i, policy) in [Policy::Grow { initial: 4096, max: 32 * 1024 }, Policy::Fixed { bytes: 16 * 1024 }].into_iter().enumerate() {
+    for (i, policy) in [
+        Policy::Grow {
+            initial: 4096,
+            max: 32 * 1024,
+        },
+        Policy::Fixed { bytes: 16 * 1024 },
+    ]
+    .into_iter()
+    .enumerate()
+    {
         static ARRIVED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
         ARRIVED.store(0, core::sync::atomic::Ordering::Relaxed);
         let mut tids = Vec::with_capacity(n as usize);
         for k in 0..n {
             // Mostly shallow, some medium, 5% deep (the RFC saw ~5% of tasks fault).
-            let (depth, frame) = if k % 20 == 0 { (36, 256) } else if k % 5 == 0 { (12, 256) } else { (3, 128) };
+            let (depth, frame) = if k % 20 == 0 {
+                (36, 256)
+            } else if k % 5 == 0 {
+                (12, 256)
+            } else {
+                (3, 128)
+            };
             match thread::spawn("mixed", policy, move || {
                 let v = recurse(depth, frame, 0).unwrap_or(0);
                 ARRIVED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
@@ -731,7 +845,10 @@ pub fn bench_memory(n: u64) {
             .u64("fixed16k_bytes", fixed_pages * 4096)
             .u64("grow_bytes", grow_pages * 4096)
             .u64("lower_bound_bytes", lower * 4096)
-            .fmt("saved_pct", format_args!("{}.{:02}", saved_pct.0, saved_pct.1))
+            .fmt(
+                "saved_pct",
+                format_args!("{}.{:02}", saved_pct.0, saved_pct.1),
+            )
             .fmt("grow_over_bound", format_args!("{bi}.{bf:02}"))
     });
 }

@@ -69,7 +69,13 @@ impl StackInfo {
     }
 
     fn from_area(kind: StackKind, a: GuardedArea) -> StackInfo {
-        StackInfo { kind, lo: a.bottom, hi: a.top, guard: a.guard(), name: [0; NAME_LEN] }
+        StackInfo {
+            kind,
+            lo: a.bottom,
+            hi: a.top,
+            guard: a.guard(),
+            name: [0; NAME_LEN],
+        }
     }
 }
 
@@ -80,7 +86,9 @@ static BOOT_STACK: Once<GuardedArea> = Once::new();
 
 /// Allocates the boot stack; returns its top.
 pub fn alloc_boot_stack() -> u64 {
-    BOOT_STACK.call_once(|| kva::alloc_guarded(BOOT_STACK_PAGES)).top
+    BOOT_STACK
+        .call_once(|| kva::alloc_guarded(BOOT_STACK_PAGES))
+        .top
 }
 
 /// The stack (mapped part or guard) that contains `addr`.
@@ -144,7 +152,11 @@ struct SlotPool {
     histogram: Histogram,
 }
 
-static POOL: Mutex<SlotPool> = Mutex::new(SlotPool { free: Vec::new(), ever_used: 0, histogram: Histogram { buckets: [0; 8] } });
+static POOL: Mutex<SlotPool> = Mutex::new(SlotPool {
+    free: Vec::new(),
+    ever_used: 0,
+    histogram: Histogram { buckets: [0; 8] },
+});
 
 /// The region's current geometry.
 pub fn layout() -> Layout {
@@ -179,7 +191,6 @@ pub fn set_span(bytes: u64) -> Result<(), SpanError> {
 #[derive(Debug)]
 pub struct ThreadStack {
     pub slot: SlotRange,
-    pub policy: Policy,
 }
 
 impl ThreadStack {
@@ -189,7 +200,9 @@ impl ThreadStack {
 
     /// Lowest mapped address right now.
     pub fn mapped_lo(&self) -> u64 {
-        SLOTS[self.slot.index as usize].mapped_lo.load(Ordering::Relaxed)
+        SLOTS[self.slot.index as usize]
+            .mapped_lo
+            .load(Ordering::Relaxed)
     }
 }
 
@@ -227,7 +240,8 @@ pub fn create(policy: Policy, tid: u64, name: &str) -> Result<ThreadStack, Stack
     .ok_or(StackError::NoSlot)?;
     let slot = l.slot(index);
     let mapped_lo = slot.top - policy.initial_bytes();
-    let ok = stackmap::prepare_tables(slot.base, slot.top) && stackmap::map_range(mapped_lo, slot.top);
+    let ok =
+        stackmap::prepare_tables(slot.base, slot.top) && stackmap::map_range(mapped_lo, slot.top);
     if !ok {
         give_back(index);
         return Err(StackError::NoMemory);
@@ -244,9 +258,10 @@ pub fn create(policy: Policy, tid: u64, name: &str) -> Result<ThreadStack, Stack
     meta.mapped_lo.store(mapped_lo, Ordering::Relaxed);
     meta.grow_events.store(0, Ordering::Relaxed);
     meta.grow_pages.store(0, Ordering::Relaxed);
-    meta.floor.store(slot.floor(policy.max_bytes()), Ordering::Relaxed);
+    meta.floor
+        .store(slot.floor(policy.max_bytes()), Ordering::Relaxed);
     meta.tid.store(tid, Ordering::Release);
-    Ok(ThreadStack { slot, policy })
+    Ok(ThreadStack { slot })
 }
 
 fn give_back(index: usize) {
@@ -282,7 +297,12 @@ pub fn release(stack: ThreadStack) -> Released {
         p.histogram.add(high_water);
         p.free.push(index as u32);
     });
-    Released { high_water, pages, grow_events, grow_pages }
+    Released {
+        high_water,
+        pages,
+        grow_events,
+        grow_pages,
+    }
 }
 
 /// Histogram of per-thread maximum stack use over all released stacks.
@@ -304,7 +324,10 @@ fn find_thread_stack(addr: u64) -> Option<StackInfo> {
         name[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
     }
     Some(StackInfo {
-        kind: StackKind::Thread { slot: slot.index as usize, tid },
+        kind: StackKind::Thread {
+            slot: slot.index as usize,
+            tid,
+        },
         lo,
         hi: slot.top,
         guard: (slot.base, lo),
@@ -360,7 +383,10 @@ fn reserve_pop() -> Option<u64> {
             RESERVE_LOW.store(0, Ordering::Relaxed);
             return None;
         }
-        if RESERVE_COUNT.compare_exchange(c, c - 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if RESERVE_COUNT
+            .compare_exchange(c, c - 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             RESERVE_LOW.fetch_min(c - 1, Ordering::Relaxed);
             return Some(RESERVE[(c - 1) as usize].load(Ordering::Relaxed));
         }
@@ -371,12 +397,17 @@ fn reserve_pop() -> Option<u64> {
 pub fn reserve_refill() {
     let target = RESERVE_TARGET.load(Ordering::Relaxed);
     while RESERVE_COUNT.load(Ordering::Acquire) < target {
-        let Some(f) = crate::mem::frame::alloc_zeroed() else { return };
+        let Some(f) = crate::mem::frame::alloc_zeroed() else {
+            return;
+        };
         let addr = f.start_address().as_u64();
         loop {
             let c = RESERVE_COUNT.load(Ordering::Acquire);
             RESERVE[c as usize].store(addr, Ordering::Relaxed);
-            if RESERVE_COUNT.compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if RESERVE_COUNT
+                .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
                 break;
             }
         }
@@ -388,7 +419,11 @@ pub fn reserve_drain_to(n: u64) {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         while RESERVE_COUNT.load(Ordering::Acquire) > n {
             match reserve_pop() {
-                Some(f) => crate::mem::frame::give_back(x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(f))),
+                Some(f) => crate::mem::frame::give_back(
+                    x86_64::structures::paging::PhysFrame::containing_address(
+                        x86_64::PhysAddr::new(f),
+                    ),
+                ),
                 None => break,
             }
         }
@@ -430,7 +465,8 @@ pub fn grow(page: u64) -> Result<u64, GrowError> {
             break;
         }
         let frame = reserve_pop().ok_or(GrowError::ReserveEmpty)?;
-        let f = x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(frame));
+        let f =
+            x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(frame));
         if !stackmap::map_page(lo - PAGE, f) {
             return Err(GrowError::MapFailed);
         }
@@ -459,7 +495,9 @@ pub fn ensure(rsp: u64, bytes: u64) -> Result<u64, EnsureError> {
     let s = live_slot(rsp).ok_or(EnsureError::NotAThreadStack)?;
     let need = rsp.saturating_sub(bytes);
     if need < s.floor {
-        return Err(EnsureError::TooDeep { available: rsp - s.floor });
+        return Err(EnsureError::TooDeep {
+            available: rsp - s.floor,
+        });
     }
     let meta = &SLOTS[s.range.index as usize];
     let page = need & !(PAGE - 1);
@@ -494,8 +532,14 @@ fn extra_pool_init() {
     EXTRA_READY.call_once(|| {
         for i in 0..EXTRA_STACKS {
             // Pool stacks carry a tid from the top of the range so reports can name them.
-            let s = create(Policy::Fixed { bytes: EXTRA_STACK_BYTES }, u64::MAX - i as u64, "extra-stack")
-                .expect("memory for the extra-stack pool at first use");
+            let s = create(
+                Policy::Fixed {
+                    bytes: EXTRA_STACK_BYTES,
+                },
+                u64::MAX - i as u64,
+                "extra-stack",
+            )
+            .expect("memory for the extra-stack pool at first use");
             crate::arch::x86_64::cpu::without_interrupts(|| EXTRA_POOL.lock().push(s));
         }
     });
@@ -516,7 +560,8 @@ pub fn with_extra_stack<R>(bytes: u64, f: impl FnOnce() -> R) -> Result<R, Extra
         return Ok(f());
     }
     extra_pool_init();
-    let s = crate::arch::x86_64::cpu::without_interrupts(|| EXTRA_POOL.lock().pop()).ok_or(ExtraError::PoolEmpty)?;
+    let s = crate::arch::x86_64::cpu::without_interrupts(|| EXTRA_POOL.lock().pop())
+        .ok_or(ExtraError::PoolEmpty)?;
     EXTRA_USED.fetch_add(1, Ordering::Relaxed);
     let mut f = Some(f);
     let mut out = None;

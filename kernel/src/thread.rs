@@ -6,8 +6,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::string::String;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 use spin::Mutex;
 use stacklab_core::stack::Policy;
 
@@ -35,7 +34,6 @@ enum State {
 type Entry = Box<dyn FnOnce() -> u64 + Send>;
 
 struct Thread {
-    name: String,
     state: State,
     /// `None` for the main thread (boot stack).
     stack: Option<ThreadStack>,
@@ -46,7 +44,9 @@ struct Thread {
 
 impl Thread {
     fn context(&self) -> usize {
-        self.stack.as_ref().map_or(BOOT_CONTEXT, |s| s.slot.index as usize)
+        self.stack
+            .as_ref()
+            .map_or(BOOT_CONTEXT, |s| s.slot.index as usize)
     }
 }
 
@@ -79,14 +79,15 @@ pub fn init() {
         let mut s = SCHED.lock();
         s.threads.insert(
             MAIN_TID,
-            Thread { name: String::from("main"), state: State::Running, stack: None, entry: None, result: 0, joiner: None },
+            Thread {
+                state: State::Running,
+                stack: None,
+                entry: None,
+                result: 0,
+                joiner: None,
+            },
         );
     });
-}
-
-/// The running thread.
-pub fn current() -> Tid {
-    CURRENT.load(Ordering::Relaxed)
 }
 
 /// Why a thread could not be spawned.
@@ -106,7 +107,13 @@ where
     let stack = stack::create(policy, tid, name)?;
     stack::reserve_refill();
     context::new_thread(stack.slot.index as usize, stack.top(), thread_main, tid);
-    let t = Thread { name: String::from(name), state: State::Ready, stack: Some(stack), entry: Some(Box::new(f)), result: 0, joiner: None };
+    let t = Thread {
+        state: State::Ready,
+        stack: Some(stack),
+        entry: Some(Box::new(f)),
+        result: 0,
+        joiner: None,
+    };
     cpu::without_interrupts(|| {
         let mut s = SCHED.lock();
         s.threads.insert(tid, t);
@@ -116,7 +123,13 @@ where
 }
 
 extern "sysv64" fn thread_main(tid: u64) -> ! {
-    let entry = cpu::without_interrupts(|| SCHED.lock().threads.get_mut(&tid).and_then(|t| t.entry.take()));
+    let entry = cpu::without_interrupts(|| {
+        SCHED
+            .lock()
+            .threads
+            .get_mut(&tid)
+            .and_then(|t| t.entry.take())
+    });
     cpu::enable_interrupts();
     let result = entry.map_or(0, |f| f());
     exit(result)
@@ -287,7 +300,9 @@ fn schedule() {
 pub fn on_tick() {
     let now = pic::ticks();
     let preempt = {
-        let Some(mut s) = SCHED.try_lock() else { return };
+        let Some(mut s) = SCHED.try_lock() else {
+            return;
+        };
         let Sched { threads, ready, .. } = &mut *s;
         for (id, t) in threads.iter_mut() {
             if matches!(t.state, State::Sleeping { until } if until <= now) {
@@ -296,7 +311,10 @@ pub fn on_tick() {
             }
         }
         let cur = s.current;
-        let running = s.threads.get(&cur).is_some_and(|t| t.state == State::Running);
+        let running = s
+            .threads
+            .get(&cur)
+            .is_some_and(|t| t.state == State::Running);
         if running && !s.ready.is_empty() && now - s.quantum_start >= QUANTUM_TICKS {
             s.threads.get_mut(&cur).expect("current exists").state = State::Ready;
             s.ready.push_back(cur);
@@ -319,18 +337,19 @@ pub fn stats() -> (u64, u64, usize) {
     })
 }
 
-/// The name of thread `tid`, if it exists.
-pub fn name_of(tid: Tid) -> Option<String> {
-    cpu::without_interrupts(|| SCHED.lock().threads.get(&tid).map(|t| t.name.clone()))
-}
-
 /// (mapped stack pages, lower bound) summed over live threads other than main; the lower
 /// bound is each stack's high-water mark rounded up to pages. Meant for parked threads.
 pub fn live_stack_pages() -> (u64, u64) {
     cpu::without_interrupts(|| {
         let s = SCHED.lock();
-        s.threads.values().filter_map(|t| t.stack.as_ref()).fold((0, 0), |(m, b), st| {
-            (m + stack::mapped_pages(st), b + stack::live_high_water(st).div_ceil(4096))
-        })
+        s.threads
+            .values()
+            .filter_map(|t| t.stack.as_ref())
+            .fold((0, 0), |(m, b), st| {
+                (
+                    m + stack::mapped_pages(st),
+                    b + stack::live_high_water(st).div_ceil(4096),
+                )
+            })
     })
 }

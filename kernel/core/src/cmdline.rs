@@ -30,25 +30,57 @@ impl<'a> Command<'a> {
         let text = text.trim();
         let mut it = text.splitn(2, char::is_whitespace);
         let name = it.next().filter(|n| !n.is_empty())?;
-        Some(Command { text, name, rest: it.next().unwrap_or("").trim() })
+        Some(Command {
+            text,
+            name,
+            rest: it.next().unwrap_or("").trim(),
+        })
     }
 
     /// The arguments, in order.
     pub fn args(&self) -> Args<'a> {
-        Args { cmd: self.name, it: self.rest.split_whitespace(), index: 0 }
+        Args {
+            cmd: self.name,
+            it: self.rest.split_whitespace(),
+            index: 0,
+        }
     }
 }
 
 /// Why an argument could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArgError<'a> {
-    Missing { cmd: &'a str, what: &'static str },
-    NotANumber { cmd: &'a str, what: &'static str, got: &'a str },
-    OutOfRange { cmd: &'a str, what: &'static str, got: u64, min: u64, max: u64 },
-    Unexpected { cmd: &'a str, got: &'a str },
-    BadChoice { cmd: &'a str, what: &'static str, got: &'a str, choices: &'static [&'static str] },
+    Missing {
+        cmd: &'a str,
+        what: &'static str,
+    },
+    NotANumber {
+        cmd: &'a str,
+        what: &'static str,
+        got: &'a str,
+    },
+    OutOfRange {
+        cmd: &'a str,
+        what: &'static str,
+        got: u64,
+        min: u64,
+        max: u64,
+    },
+    Unexpected {
+        cmd: &'a str,
+        got: &'a str,
+    },
+    BadChoice {
+        cmd: &'a str,
+        what: &'static str,
+        got: &'a str,
+        choices: &'static [&'static str],
+    },
     /// The arguments parse but do not make sense together.
-    Invalid { cmd: &'a str, msg: &'static str },
+    Invalid {
+        cmd: &'a str,
+        msg: &'static str,
+    },
 }
 
 impl fmt::Display for ArgError<'_> {
@@ -56,14 +88,31 @@ impl fmt::Display for ArgError<'_> {
         match self {
             ArgError::Missing { cmd, what } => write!(f, "{cmd}: missing argument {what}"),
             ArgError::NotANumber { cmd, what, got } => {
-                write!(f, "{cmd}: {what} must be a number (like 42, 0x2a or 16K), got '{got}'")
+                write!(
+                    f,
+                    "{cmd}: {what} must be a number (like 42, 0x2a or 16K), got '{got}'"
+                )
             }
-            ArgError::OutOfRange { cmd, what, got, min, max } => {
-                write!(f, "{cmd}: {what} must be between {min} and {max}, got {got}")
+            ArgError::OutOfRange {
+                cmd,
+                what,
+                got,
+                min,
+                max,
+            } => {
+                write!(
+                    f,
+                    "{cmd}: {what} must be between {min} and {max}, got {got}"
+                )
             }
             ArgError::Unexpected { cmd, got } => write!(f, "{cmd}: unexpected argument '{got}'"),
             ArgError::Invalid { cmd, msg } => write!(f, "{cmd}: {msg}"),
-            ArgError::BadChoice { cmd, what, got, choices } => {
+            ArgError::BadChoice {
+                cmd,
+                what,
+                got,
+                choices,
+            } => {
                 write!(f, "{cmd}: {what} must be one of ")?;
                 for (i, c) in choices.iter().enumerate() {
                     write!(f, "{}{c}", if i == 0 { "" } else { ", " })?;
@@ -86,7 +135,10 @@ impl<'a> Args<'a> {
     /// The next argument as a raw word.
     pub fn word(&mut self, what: &'static str) -> Result<&'a str, ArgError<'a>> {
         self.index += 1;
-        self.it.next().ok_or(ArgError::Missing { cmd: self.cmd, what })
+        self.it.next().ok_or(ArgError::Missing {
+            cmd: self.cmd,
+            what,
+        })
     }
 
     /// The next argument if there is one.
@@ -126,13 +178,34 @@ impl<'a> Args<'a> {
             .iter()
             .find(|c| **c == w)
             .copied()
-            .ok_or(ArgError::BadChoice { cmd: self.cmd, what, got: w, choices })
+            .ok_or(ArgError::BadChoice {
+                cmd: self.cmd,
+                what,
+                got: w,
+                choices,
+            })
     }
 
-    fn convert(&self, what: &'static str, w: &'a str, min: u64, max: u64) -> Result<u64, ArgError<'a>> {
-        let n = parse_number(w).ok_or(ArgError::NotANumber { cmd: self.cmd, what, got: w })?;
+    fn convert(
+        &self,
+        what: &'static str,
+        w: &'a str,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ArgError<'a>> {
+        let n = parse_number(w).ok_or(ArgError::NotANumber {
+            cmd: self.cmd,
+            what,
+            got: w,
+        })?;
         if n < min || n > max {
-            return Err(ArgError::OutOfRange { cmd: self.cmd, what, got: n, min, max });
+            return Err(ArgError::OutOfRange {
+                cmd: self.cmd,
+                what,
+                got: n,
+                min,
+                max,
+            });
         }
         Ok(n)
     }
@@ -153,7 +226,10 @@ pub fn parse_number(w: &str) -> Option<u64> {
         b'M' | b'm' => (&w[..w.len() - 1], 1024 * 1024),
         _ => (w, 1),
     };
-    let n = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+    let n = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
         u64::from_str_radix(hex, 16).ok()?
     } else {
         if digits.starts_with('+') {
@@ -188,7 +264,17 @@ mod tests {
         assert_eq!(parse_number("16K"), Some(16384));
         assert_eq!(parse_number("2m"), Some(2 << 20));
         assert_eq!(parse_number("0x10K"), Some(16 * 1024));
-        for bad in ["", "K", "-1", "+1", "1.5", "abc", "0x", "99999999999999999999", "18014398509481984K"] {
+        for bad in [
+            "",
+            "K",
+            "-1",
+            "+1",
+            "1.5",
+            "abc",
+            "0x",
+            "99999999999999999999",
+            "18014398509481984K",
+        ] {
             assert_eq!(parse_number(bad), None, "{bad}");
         }
     }
@@ -208,9 +294,15 @@ mod tests {
             "recurse: DEPTH must be between 1 and 100, got 500"
         );
         assert_eq!(a.number("FRAME", 0, 10), Ok(8));
-        assert_eq!(a.clone().finish().unwrap_err().to_string(), "recurse: unexpected argument '9'");
+        assert_eq!(
+            a.clone().finish().unwrap_err().to_string(),
+            "recurse: unexpected argument '9'"
+        );
         assert_eq!(a.number("X", 0, 10), Ok(9));
-        assert_eq!(a.clone().number("Y", 0, 1).unwrap_err().to_string(), "recurse: missing argument Y");
+        assert_eq!(
+            a.clone().number("Y", 0, 1).unwrap_err().to_string(),
+            "recurse: missing argument Y"
+        );
         assert_eq!(a.clone().number_or("Y", 7, 0, 10), Ok(7));
         assert!(a.finish().is_ok());
     }
@@ -219,7 +311,10 @@ mod tests {
     fn choice_lists_the_alternatives() {
         let c = Command::parse("policy bogus").unwrap();
         let e = c.args().choice("MODE", &["fixed", "grow"]).unwrap_err();
-        assert_eq!(e.to_string(), "policy: MODE must be one of fixed, grow; got 'bogus'");
+        assert_eq!(
+            e.to_string(),
+            "policy: MODE must be one of fixed, grow; got 'bogus'"
+        );
         let c = Command::parse("policy grow").unwrap();
         assert_eq!(c.args().choice("MODE", &["fixed", "grow"]), Ok("grow"));
     }

@@ -71,19 +71,35 @@ impl fmt::Display for ErrorCode {
             ErrorCode::Raw(c) => write!(f, "{c:#x}"),
             ErrorCode::PageFault(c) => {
                 write!(f, "{c:#x} (")?;
-                f.write_str(if c & 1 != 0 { "protection violation" } else { "not present" })?;
+                f.write_str(if c & 1 != 0 {
+                    "protection violation"
+                } else {
+                    "not present"
+                })?;
                 f.write_str(if c & 2 != 0 { ", write" } else { ", read" })?;
                 f.write_str(if c & 4 != 0 { ", user" } else { ", kernel" })?;
-                for (bit, what) in [(3, "reserved bit"), (4, "instruction fetch"), (5, "protection key"), (6, "shadow stack"), (15, "SGX")] {
+                for (bit, what) in [
+                    (3, "reserved bit"),
+                    (4, "instruction fetch"),
+                    (5, "protection key"),
+                    (6, "shadow stack"),
+                    (15, "SGX"),
+                ] {
                     if c & (1 << bit) != 0 {
                         write!(f, ", {what}")?;
                     }
                 }
                 f.write_str(")")
             }
-            ErrorCode::Selector(c) if c == 0 => f.write_str("0x0 (no selector)"),
+            ErrorCode::Selector(0) => f.write_str("0x0 (no selector)"),
             ErrorCode::Selector(c) => {
-                let table = if c & 2 != 0 { "IDT" } else if c & 4 != 0 { "LDT" } else { "GDT" };
+                let table = if c & 2 != 0 {
+                    "IDT"
+                } else if c & 4 != 0 {
+                    "LDT"
+                } else {
+                    "GDT"
+                };
                 write!(f, "{c:#x} ({table} index {}", (c >> 3) & 0x1fff)?;
                 if c & 1 != 0 {
                     f.write_str(", external event")?;
@@ -111,19 +127,31 @@ mod tests {
 
     #[test]
     fn decodes_page_fault_bits() {
-        assert_eq!(ErrorCode::decode(14, 0).to_string(), "0x0 (not present, read, kernel)");
+        assert_eq!(
+            ErrorCode::decode(14, 0).to_string(),
+            "0x0 (not present, read, kernel)"
+        );
         assert_eq!(
             ErrorCode::decode(14, 0b1_0011).to_string(),
             "0x13 (protection violation, write, kernel, instruction fetch)"
         );
-        assert_eq!(ErrorCode::decode(14, 6).to_string(), "0x6 (not present, write, user)");
+        assert_eq!(
+            ErrorCode::decode(14, 6).to_string(),
+            "0x6 (not present, write, user)"
+        );
     }
 
     #[test]
     fn decodes_selector_codes() {
-        assert_eq!(ErrorCode::decode(13, 0x50).to_string(), "0x50 (GDT index 10)");
+        assert_eq!(
+            ErrorCode::decode(13, 0x50).to_string(),
+            "0x50 (GDT index 10)"
+        );
         assert_eq!(ErrorCode::decode(13, 0).to_string(), "0x0 (no selector)");
-        assert_eq!(ErrorCode::decode(11, 0x6b).to_string(), "0x6b (IDT index 13, external event)");
+        assert_eq!(
+            ErrorCode::decode(11, 0x6b).to_string(),
+            "0x6b (IDT index 13, external event)"
+        );
         assert_eq!(ErrorCode::decode(12, 0x0c).to_string(), "0xc (LDT index 1)");
         assert_eq!(ErrorCode::decode(8, 0).to_string(), "0x0");
         assert_eq!(ErrorCode::decode(3, 0).to_string(), "none");

@@ -48,7 +48,16 @@ mod tests {
     fn decodes_big_endian_entries() {
         assert_eq!(parse_count([0, 0, 1, 2]), 258);
         let e = entry(17, 0x0025, "opt/stacklab/cmdline");
-        assert_eq!(parse_entry(&e), Some(("opt/stacklab/cmdline", FileEntry { size: 17, select: 0x25 })));
+        assert_eq!(
+            parse_entry(&e),
+            Some((
+                "opt/stacklab/cmdline",
+                FileEntry {
+                    size: 17,
+                    select: 0x25
+                }
+            ))
+        );
     }
 
     #[test]

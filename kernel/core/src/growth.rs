@@ -51,14 +51,18 @@ fn in_slot(slot: &SlotRange, addr: u64) -> bool {
 /// CR2, if any.
 pub fn judge_pf(cr2_slot: Option<LiveSlot>, f: Fault) -> Verdict {
     let Some(s) = cr2_slot else {
-        return Verdict::NotGrowth { why: "CR2 is not in a thread stack" };
+        return Verdict::NotGrowth {
+            why: "CR2 is not in a thread stack",
+        };
     };
     match zone(&s.range, s.mapped_lo, s.floor, f.cr2) {
-        Zone::Mapped => Verdict::NotGrowth { why: "CR2 is already mapped (protection fault)" },
+        Zone::Mapped => Verdict::NotGrowth {
+            why: "CR2 is already mapped (protection fault)",
+        },
         Zone::Guard => Verdict::Overflow,
-        Zone::Growable { .. } if !in_slot(&s.range, f.rsp) => {
-            Verdict::NotGrowth { why: "RSP is not in the stack that CR2 names" }
-        }
+        Zone::Growable { .. } if !in_slot(&s.range, f.rsp) => Verdict::NotGrowth {
+            why: "RSP is not in the stack that CR2 names",
+        },
         Zone::Growable { page, pages } => Verdict::Grow { page, pages },
     }
 }
@@ -66,18 +70,28 @@ pub fn judge_pf(cr2_slot: Option<LiveSlot>, f: Fault) -> Verdict {
 /// Decision for a #DF under `df-recover`. `text` is the kernel's executable range.
 pub fn judge_df(cr2_slot: Option<LiveSlot>, f: Fault, text: (u64, u64)) -> Verdict {
     let Some(s) = cr2_slot else {
-        return Verdict::NotGrowth { why: "CR2 is not in a thread stack" };
+        return Verdict::NotGrowth {
+            why: "CR2 is not in a thread stack",
+        };
     };
     match zone(&s.range, s.mapped_lo, s.floor, f.cr2) {
-        Zone::Mapped => Verdict::NotGrowth { why: "CR2 is mapped: this #DF is not a stack overflow" },
+        Zone::Mapped => Verdict::NotGrowth {
+            why: "CR2 is mapped: this #DF is not a stack overflow",
+        },
         Zone::Guard => Verdict::Overflow,
         Zone::Growable { page, pages } => {
             if !in_slot(&s.range, f.rsp) {
-                Verdict::NotGrowth { why: "RSP is not in the stack that CR2 names" }
+                Verdict::NotGrowth {
+                    why: "RSP is not in the stack that CR2 names",
+                }
             } else if f.error_code != 0 {
-                Verdict::NotGrowth { why: "#DF error code is not 0" }
+                Verdict::NotGrowth {
+                    why: "#DF error code is not 0",
+                }
             } else if f.rip < text.0 || f.rip >= text.1 {
-                Verdict::NotGrowth { why: "saved RIP is not in kernel text" }
+                Verdict::NotGrowth {
+                    why: "saved RIP is not in kernel text",
+                }
             } else {
                 Verdict::Grow { page, pages }
             }
@@ -91,15 +105,26 @@ mod tests {
     use crate::stack::{Layout, PAGE};
 
     const K: u64 = 1024;
-    const TEXT: (u64, u64) = (0x8000_0000_00, 0x8000_1000_00);
+    const TEXT: (u64, u64) = (0x0080_0000_0000, 0x0080_0010_0000);
 
     fn live() -> LiveSlot {
-        let range = Layout::new(0xffff_e010_0000_0000, 64 * K, 16).unwrap().slot(2);
-        LiveSlot { range, mapped_lo: range.top - 4 * K, floor: range.top - 32 * K }
+        let range = Layout::new(0xffff_e010_0000_0000, 64 * K, 16)
+            .unwrap()
+            .slot(2);
+        LiveSlot {
+            range,
+            mapped_lo: range.top - 4 * K,
+            floor: range.top - 32 * K,
+        }
     }
 
     fn fault(cr2: u64, rsp: u64) -> Fault {
-        Fault { cr2, rsp, rip: TEXT.0 + 0x100, error_code: 0 }
+        Fault {
+            cr2,
+            rsp,
+            rip: TEXT.0 + 0x100,
+            error_code: 0,
+        }
     }
 
     #[test]
@@ -108,9 +133,15 @@ mod tests {
         let edge = s.mapped_lo;
         assert_eq!(
             judge_pf(Some(s), fault(edge - 1, edge)),
-            Verdict::Grow { page: edge - PAGE, pages: 1 }
+            Verdict::Grow {
+                page: edge - PAGE,
+                pages: 1
+            }
         );
-        assert!(matches!(judge_pf(Some(s), fault(edge, edge)), Verdict::NotGrowth { .. }));
+        assert!(matches!(
+            judge_pf(Some(s), fault(edge, edge)),
+            Verdict::NotGrowth { .. }
+        ));
     }
 
     #[test]
@@ -118,21 +149,45 @@ mod tests {
         let s = live();
         assert_eq!(
             judge_pf(Some(s), fault(s.floor, s.floor)),
-            Verdict::Grow { page: s.floor, pages: 7 }
+            Verdict::Grow {
+                page: s.floor,
+                pages: 7
+            }
         );
-        assert_eq!(judge_pf(Some(s), fault(s.floor - 1, s.floor)), Verdict::Overflow);
-        assert_eq!(judge_pf(Some(s), fault(s.range.base, s.floor)), Verdict::Overflow);
+        assert_eq!(
+            judge_pf(Some(s), fault(s.floor - 1, s.floor)),
+            Verdict::Overflow
+        );
+        assert_eq!(
+            judge_pf(Some(s), fault(s.range.base, s.floor)),
+            Verdict::Overflow
+        );
     }
 
     #[test]
     fn pf_rsp_must_be_in_the_same_slot() {
         let s = live();
         let cr2 = s.mapped_lo - 8;
-        assert!(matches!(judge_pf(Some(s), fault(cr2, s.range.top)), Verdict::Grow { .. }));
-        assert!(matches!(judge_pf(Some(s), fault(cr2, s.range.base)), Verdict::Grow { .. }));
-        assert!(matches!(judge_pf(Some(s), fault(cr2, s.range.top + 1)), Verdict::NotGrowth { .. }));
-        assert!(matches!(judge_pf(Some(s), fault(cr2, s.range.base - 1)), Verdict::NotGrowth { .. }));
-        assert!(matches!(judge_pf(None, fault(cr2, cr2)), Verdict::NotGrowth { .. }));
+        assert!(matches!(
+            judge_pf(Some(s), fault(cr2, s.range.top)),
+            Verdict::Grow { .. }
+        ));
+        assert!(matches!(
+            judge_pf(Some(s), fault(cr2, s.range.base)),
+            Verdict::Grow { .. }
+        ));
+        assert!(matches!(
+            judge_pf(Some(s), fault(cr2, s.range.top + 1)),
+            Verdict::NotGrowth { .. }
+        ));
+        assert!(matches!(
+            judge_pf(Some(s), fault(cr2, s.range.base - 1)),
+            Verdict::NotGrowth { .. }
+        ));
+        assert!(matches!(
+            judge_pf(None, fault(cr2, cr2)),
+            Verdict::NotGrowth { .. }
+        ));
     }
 
     #[test]
@@ -140,24 +195,61 @@ mod tests {
         let s = live();
         let cr2 = s.mapped_lo - 8;
         let ok = fault(cr2, cr2 + 8);
-        assert_eq!(judge_df(Some(s), ok, TEXT), Verdict::Grow { page: s.mapped_lo - PAGE, pages: 1 });
-        let bad_code = Fault { error_code: 1, ..ok };
-        assert_eq!(judge_df(Some(s), bad_code, TEXT), Verdict::NotGrowth { why: "#DF error code is not 0" });
+        assert_eq!(
+            judge_df(Some(s), ok, TEXT),
+            Verdict::Grow {
+                page: s.mapped_lo - PAGE,
+                pages: 1
+            }
+        );
+        let bad_code = Fault {
+            error_code: 1,
+            ..ok
+        };
+        assert_eq!(
+            judge_df(Some(s), bad_code, TEXT),
+            Verdict::NotGrowth {
+                why: "#DF error code is not 0"
+            }
+        );
         for rip in [TEXT.0 - 1, TEXT.1] {
             assert_eq!(
                 judge_df(Some(s), Fault { rip, ..ok }, TEXT),
-                Verdict::NotGrowth { why: "saved RIP is not in kernel text" }
+                Verdict::NotGrowth {
+                    why: "saved RIP is not in kernel text"
+                }
             );
         }
         for rip in [TEXT.0, TEXT.1 - 1] {
-            assert!(matches!(judge_df(Some(s), Fault { rip, ..ok }, TEXT), Verdict::Grow { .. }));
+            assert!(matches!(
+                judge_df(Some(s), Fault { rip, ..ok }, TEXT),
+                Verdict::Grow { .. }
+            ));
         }
         assert_eq!(
-            judge_df(Some(s), Fault { rsp: s.range.top + 8, ..ok }, TEXT),
-            Verdict::NotGrowth { why: "RSP is not in the stack that CR2 names" }
+            judge_df(
+                Some(s),
+                Fault {
+                    rsp: s.range.top + 8,
+                    ..ok
+                },
+                TEXT
+            ),
+            Verdict::NotGrowth {
+                why: "RSP is not in the stack that CR2 names"
+            }
         );
-        assert_eq!(judge_df(Some(s), fault(s.floor - 1, s.floor), TEXT), Verdict::Overflow);
-        assert!(matches!(judge_df(Some(s), fault(s.mapped_lo, s.mapped_lo), TEXT), Verdict::NotGrowth { .. }));
-        assert!(matches!(judge_df(None, ok, TEXT), Verdict::NotGrowth { .. }));
+        assert_eq!(
+            judge_df(Some(s), fault(s.floor - 1, s.floor), TEXT),
+            Verdict::Overflow
+        );
+        assert!(matches!(
+            judge_df(Some(s), fault(s.mapped_lo, s.mapped_lo), TEXT),
+            Verdict::NotGrowth { .. }
+        ));
+        assert!(matches!(
+            judge_df(None, ok, TEXT),
+            Verdict::NotGrowth { .. }
+        ));
     }
 }

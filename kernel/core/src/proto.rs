@@ -91,7 +91,11 @@ impl ExitCode {
                 ExitCode::Abort => 4,
             }
         }
-        if rank(other) > rank(self) { other } else { self }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
     }
 }
 

@@ -77,7 +77,9 @@ impl PolicyError {
         match self {
             PolicyError::NotPages => "stack sizes must be non-zero multiples of 4K",
             PolicyError::InitialAboveMax => "initial size is above the maximum",
-            PolicyError::NoRoomForGuard { .. } => "maximum leaves no guard page in the slot (raise stack-span)",
+            PolicyError::NoRoomForGuard { .. } => {
+                "maximum leaves no guard page in the slot (raise stack-span)"
+            }
         }
     }
 }
@@ -130,7 +132,7 @@ impl SlotRange {
 impl Layout {
     /// A layout; `span` must be a power of two of at least two pages, `base` aligned to it.
     pub const fn new(base: u64, span: u64, count: u64) -> Option<Layout> {
-        if !span.is_power_of_two() || span < 2 * PAGE || base % span != 0 || count == 0 {
+        if !span.is_power_of_two() || span < 2 * PAGE || !base.is_multiple_of(span) || count == 0 {
             return None;
         }
         Some(Layout { base, span, count })
@@ -152,7 +154,11 @@ impl Layout {
     /// Slot `index` (which must be `< count`).
     pub const fn slot(&self, index: usize) -> SlotRange {
         let base = self.base + index as u64 * self.span;
-        SlotRange { index: index as u64, base, top: base + self.span }
+        SlotRange {
+            index: index as u64,
+            base,
+            top: base + self.span,
+        }
     }
 }
 
@@ -176,7 +182,10 @@ pub fn zone(slot: &SlotRange, mapped_lo: u64, floor: u64, addr: u64) -> Zone {
         Zone::Mapped
     } else if addr >= floor {
         let page = addr & !(PAGE - 1);
-        Zone::Growable { page, pages: (mapped_lo - page) / PAGE }
+        Zone::Growable {
+            page,
+            pages: (mapped_lo - page) / PAGE,
+        }
     } else {
         Zone::Guard
     }
@@ -284,14 +293,40 @@ mod tests {
             Policy::Fixed { bytes: 64 * K }.validate(span),
             Err(PolicyError::NoRoomForGuard { max: 64 * K, span })
         );
-        assert_eq!(Policy::Fixed { bytes: 100 }.validate(span), Err(PolicyError::NotPages));
-        assert_eq!(Policy::Fixed { bytes: 0 }.validate(span), Err(PolicyError::NotPages));
         assert_eq!(
-            Policy::Grow { initial: 8 * K, max: 4 * K }.validate(span),
+            Policy::Fixed { bytes: 100 }.validate(span),
+            Err(PolicyError::NotPages)
+        );
+        assert_eq!(
+            Policy::Fixed { bytes: 0 }.validate(span),
+            Err(PolicyError::NotPages)
+        );
+        assert_eq!(
+            Policy::Grow {
+                initial: 8 * K,
+                max: 4 * K
+            }
+            .validate(span),
             Err(PolicyError::InitialAboveMax)
         );
-        assert_eq!(Policy::Grow { initial: 4 * K, max: 32 * K }.validate(span), Ok(()));
-        assert_eq!(std::format!("{}", Policy::Grow { initial: 4 * K, max: 32 * K }), "grow(4K,32K)");
+        assert_eq!(
+            Policy::Grow {
+                initial: 4 * K,
+                max: 32 * K
+            }
+            .validate(span),
+            Ok(())
+        );
+        assert_eq!(
+            std::format!(
+                "{}",
+                Policy::Grow {
+                    initial: 4 * K,
+                    max: 32 * K
+                }
+            ),
+            "grow(4K,32K)"
+        );
     }
 
     #[test]
@@ -303,15 +338,30 @@ mod tests {
         assert_eq!(zone(&s, mapped_lo, floor, mapped_lo), Zone::Mapped);
         assert_eq!(
             zone(&s, mapped_lo, floor, mapped_lo - 1),
-            Zone::Growable { page: mapped_lo - PAGE, pages: 1 }
+            Zone::Growable {
+                page: mapped_lo - PAGE,
+                pages: 1
+            }
         );
-        assert_eq!(zone(&s, mapped_lo, floor, floor), Zone::Growable { page: floor, pages: 7 });
+        assert_eq!(
+            zone(&s, mapped_lo, floor, floor),
+            Zone::Growable {
+                page: floor,
+                pages: 7
+            }
+        );
         assert_eq!(zone(&s, mapped_lo, floor, floor - 1), Zone::Guard);
         assert_eq!(zone(&s, mapped_lo, floor, s.base), Zone::Guard);
         // A fixed stack: nothing below the mapped part is growable.
         assert_eq!(zone(&s, mapped_lo, mapped_lo, mapped_lo - 1), Zone::Guard);
         // A floor inside the guard page is clamped to it.
-        assert_eq!(zone(&s, mapped_lo, s.base, s.base + PAGE), Zone::Growable { page: s.base + PAGE, pages: 14 });
+        assert_eq!(
+            zone(&s, mapped_lo, s.base, s.base + PAGE),
+            Zone::Growable {
+                page: s.base + PAGE,
+                pages: 14
+            }
+        );
         assert_eq!(zone(&s, mapped_lo, s.base, s.base + PAGE - 1), Zone::Guard);
     }
 

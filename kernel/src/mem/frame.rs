@@ -43,7 +43,10 @@ pub(super) fn init(regions: &MemoryRegions, phys_offset: u64) {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         let mut f = FRAMES.lock();
         f.phys_offset = phys_offset;
-        for r in regions.iter().filter(|r| r.kind == MemoryRegionKind::Usable) {
+        for r in regions
+            .iter()
+            .filter(|r| r.kind == MemoryRegionKind::Usable)
+        {
             // Never hand out frame 0: its address doubles as the free list's "none".
             let start = r.start.max(PAGE).next_multiple_of(PAGE);
             let end = r.end & !(PAGE - 1);
@@ -117,7 +120,10 @@ pub unsafe fn free_frame(frame: PhysFrame) {
 pub fn stats() -> FrameStats {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         let f = FRAMES.lock();
-        FrameStats { total: f.total, in_use: f.in_use }
+        FrameStats {
+            total: f.total,
+            in_use: f.in_use,
+        }
     })
 }
 

@@ -43,7 +43,11 @@ pub(super) fn init() {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         // SAFETY: [HEAP_START, HEAP_START + HEAP_SIZE) was just mapped, writable, and is used
         // by nothing but this heap; `init` runs once.
-        unsafe { HEAP.0.lock().init(HEAP_START as *mut u8, HEAP_SIZE as usize) };
+        unsafe {
+            HEAP.0
+                .lock()
+                .init(HEAP_START as *mut u8, HEAP_SIZE as usize)
+        };
     });
 }
 

@@ -58,5 +58,8 @@ pub fn alloc_guarded(pages: u64) -> GuardedArea {
     assert!(start + span <= GUARDED_END, "guarded kernel area exhausted");
     let bottom = start + PAGE;
     map_range(bottom, pages);
-    GuardedArea { bottom, top: bottom + pages * PAGE }
+    GuardedArea {
+        bottom,
+        top: bottom + pages * PAGE,
+    }
 }

@@ -16,7 +16,10 @@ static FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// Creates the page tables of the area (at boot), so that mapping a page later is one entry.
 pub fn init() {
-    assert!(stackmap::prepare_tables(BASE, BASE + SIZE), "out of memory for the lazy area's tables");
+    assert!(
+        stackmap::prepare_tables(BASE, BASE + SIZE),
+        "out of memory for the lazy area's tables"
+    );
 }
 
 /// Whether `addr` is in the area.
@@ -26,7 +29,9 @@ pub fn contains(addr: u64) -> bool {
 
 /// Maps a zeroed frame at the page containing `addr`. False if out of memory or mapped.
 pub fn fault_in(addr: u64) -> bool {
-    let Some(f) = frame::alloc_zeroed() else { return false };
+    let Some(f) = frame::alloc_zeroed() else {
+        return false;
+    };
     if stackmap::map_page(addr & !(PAGE - 1), f) {
         FAULTS.fetch_add(1, Ordering::Relaxed);
         true

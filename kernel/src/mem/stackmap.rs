@@ -63,7 +63,9 @@ pub fn prepare_tables(lo: u64, hi: u64) -> bool {
 /// Maps `frame` at `va` (writable, no-execute). Tables must exist (`prepare_tables`).
 /// Returns false if they do not or the page is already mapped.
 pub fn map_page(va: u64, frame: PhysFrame) -> bool {
-    let Some(e) = l1_entry(va, false) else { return false };
+    let Some(e) = l1_entry(va, false) else {
+        return false;
+    };
     // SAFETY: `e` is the level-1 entry of `va` in the stack region; the caller owns the slot
     // containing `va`, so no other code writes this entry concurrently. A not-present entry
     // has no TLB entry to flush.
@@ -100,7 +102,7 @@ pub fn is_mapped(va: u64) -> bool {
 
 /// High-water mark of the zero-filled stack whose mapped part is `[lo, hi)`.
 pub fn high_water(lo: u64, hi: u64) -> u64 {
-    debug_assert!(lo % 8 == 0 && hi > lo);
+    debug_assert!(lo.is_multiple_of(8) && hi > lo);
     // SAFETY: the caller names the mapped part of a stack it owns and that nothing writes
     // right now (its thread has exited); it is readable memory of (hi - lo) bytes.
     let words = unsafe { core::slice::from_raw_parts(lo as *const u64, ((hi - lo) / 8) as usize) };

@@ -12,7 +12,7 @@ pub const MAX_FRAMES: usize = 24;
 pub fn walk(mut rbp: u64, lo: u64, hi: u64, out: &mut [u64]) -> usize {
     let mut n = 0;
     while n < out.len() {
-        if rbp % 8 != 0 || rbp < lo || rbp.saturating_add(16) > hi {
+        if !rbp.is_multiple_of(8) || rbp < lo || rbp.saturating_add(16) > hi {
             break;
         }
         // SAFETY: [rbp, rbp + 16) lies inside [lo, hi), which the caller guarantees is mapped

@@ -25,12 +25,23 @@ const SAVED_WORDS: u64 = 7;
 /// with interrupts disabled. `top` is the stack's top: 16-byte aligned, with the page below
 /// it mapped (checked) and owned by the new thread.
 pub fn new_thread(id: usize, top: u64, entry: extern "sysv64" fn(u64) -> !, arg: u64) {
-    assert!(top % 16 == 0 && id < BOOT_CONTEXT);
-    assert!(crate::mem::stackmap::is_mapped(top - 8), "new thread stack top {top:#x} is not mapped");
+    assert!(top.is_multiple_of(16) && id < BOOT_CONTEXT);
+    assert!(
+        crate::mem::stackmap::is_mapped(top - 8),
+        "new thread stack top {top:#x} is not mapped"
+    );
     let rsp = top - (SAVED_WORDS + 1) * 8;
     // Pop order in `switch_asm`: r15, r14, r13, r12, rbx, rbp, then `ret`.
-    let frame: [u64; 8] =
-        [0, entry as usize as u64, arg, 0, 0, 0, thread_trampoline as *const () as u64, 0];
+    let frame: [u64; 8] = [
+        0,
+        entry as usize as u64,
+        arg,
+        0,
+        0,
+        0,
+        thread_trampoline as *const () as u64,
+        0,
+    ];
     // SAFETY: [rsp, top) is 64 bytes at the top of the page checked above, 8-byte aligned,
     // and belongs to a thread that has not run yet, so nothing else reads or writes it.
     unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), rsp as *mut u64, frame.len()) };
@@ -46,24 +57,52 @@ pub fn retire(id: usize) {
 /// to `next_tid` in the same instruction sequence that moves RSP. Returns when something
 /// switches back to `from`. Must be called with interrupts disabled.
 pub fn switch(from: usize, to: usize, current: &AtomicU64, next_tid: u64) {
-    assert!(!super::cpu::interrupts_enabled(), "context switch with interrupts enabled");
+    assert!(
+        !super::cpu::interrupts_enabled(),
+        "context switch with interrupts enabled"
+    );
     let next_rsp = CONTEXTS[to].swap(0, Ordering::Acquire);
-    assert!(next_rsp != 0, "switch to context {to}, which is not switched out");
+    assert!(
+        next_rsp != 0,
+        "switch to context {to}, which is not switched out"
+    );
     // SAFETY: `next_rsp` was stored by `new_thread` or `switch_asm` and not retired, so it
     // points at a frame they laid out on a stack that is still mapped (a slot's stack is
     // unmapped only after `retire`). `CONTEXTS[from]` and `current` are valid atomic words.
     // Interrupts are off, so nothing runs between the two halves of the switch.
-    unsafe { switch_asm(CONTEXTS[from].as_ptr(), next_rsp, current.as_ptr(), next_tid) }
+    unsafe {
+        switch_asm(
+            CONTEXTS[from].as_ptr(),
+            next_rsp,
+            current.as_ptr(),
+            next_tid,
+        )
+    }
 }
 
 #[unsafe(naked)]
-unsafe extern "sysv64" fn switch_asm(prev_rsp: *mut u64, next_rsp: u64, current: *mut u64, next_id: u64) {
+unsafe extern "sysv64" fn switch_asm(
+    prev_rsp: *mut u64,
+    next_rsp: u64,
+    current: *mut u64,
+    next_id: u64,
+) {
     naked_asm!(
-        "push rbp", "push rbx", "push r12", "push r13", "push r14", "push r15",
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
         "mov [rdi], rsp",
         "mov rsp, rsi",
         "mov [rdx], rcx",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
         "ret",
     );
 }

@@ -27,15 +27,6 @@ pub fn rsp() -> u64 {
     v
 }
 
-/// The current frame pointer (the kernel is built with frame pointers).
-#[inline(always)]
-pub fn rbp() -> u64 {
-    let v: u64;
-    // SAFETY: copies RBP into a register; no memory is touched.
-    unsafe { asm!("mov {}, rbp", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
 /// Stops the machine through QEMU's isa-debug-exit device. If that device is absent (a real
 /// machine, or QEMU without it), halts forever with interrupts off.
 pub fn exit(code: ExitCode) -> ! {

@@ -64,8 +64,21 @@ unsafe extern "sysv64" fn trap_common() {
 #[unsafe(naked)]
 unsafe extern "sysv64" fn trap_return() {
     naked_asm!(
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
         // Drop vector and error code.
         "add rsp, 16",
         "iretq",
@@ -78,10 +91,14 @@ unsafe extern "sysv64" fn trap_return() {
 /// trap of the same vector (which rewinds the IST stack to its top) can no longer overwrite
 /// this frame. This is how the 2026 dynamic-stacks series treats #PFs that are not stack
 /// growth. Returns `false` (doing nothing) if the interrupted stack has no mapped room.
-pub fn continue_on_interrupted_stack(frame: &TrapFrame, handler: extern "sysv64" fn(&mut TrapFrame)) -> bool {
+pub fn continue_on_interrupted_stack(
+    frame: &TrapFrame,
+    handler: extern "sysv64" fn(&mut TrapFrame),
+) -> bool {
     // 128 bytes of margin below the interrupted RSP (no red zone in this kernel, but cheap).
     let new = (frame.rsp - 128 - TRAP_FRAME_SIZE as u64) & !15;
-    let room = crate::stack::find(new).is_some_and(|s| s.in_mapped(new) && s.in_mapped(frame.rsp - 1));
+    let room =
+        crate::stack::find(new).is_some_and(|s| s.in_mapped(new) && s.in_mapped(frame.rsp - 1));
     if !room {
         return false;
     }

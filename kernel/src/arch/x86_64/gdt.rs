@@ -23,7 +23,12 @@ pub enum Ist {
 }
 
 impl Ist {
-    pub const ALL: [Ist; 4] = [Ist::DoubleFault, Ist::PageFault, Ist::Nmi, Ist::MachineCheck];
+    pub const ALL: [Ist; 4] = [
+        Ist::DoubleFault,
+        Ist::PageFault,
+        Ist::Nmi,
+        Ist::MachineCheck,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
@@ -85,7 +90,12 @@ pub fn init() {
         let code = gdt.append(Descriptor::kernel_code_segment());
         let data = gdt.append(Descriptor::kernel_data_segment());
         let tss_sel = gdt.append(Descriptor::tss_segment(tss));
-        Tables { gdt, code, data, tss_sel }
+        Tables {
+            gdt,
+            code,
+            data,
+            tss_sel,
+        }
     });
     t.gdt.load();
     // SAFETY: the selectors index descriptors of the GDT just loaded (64-bit code, data, and
@@ -98,9 +108,4 @@ pub fn init() {
         ES::set_reg(t.data);
         load_tss(t.tss_sel);
     }
-}
-
-/// Kernel code selector (for checks on saved frames).
-pub fn kernel_cs() -> u16 {
-    TABLES.get().expect("gdt::init ran").code.0
 }

@@ -37,13 +37,27 @@ fn build(pf: PfDelivery) -> InterruptDescriptorTable {
         // mapped, guarded stack by gdt::init, which runs before any IDT is loaded, and no two
         // of these vectors share a slot, so one cannot overwrite the other's frame.
         let opts = match vector {
-            2 => unsafe { idt.non_maskable_interrupt.set_handler_addr(addr).set_stack_index(Ist::Nmi as u16) },
-            8 => unsafe { idt.double_fault.set_handler_addr(addr).set_stack_index(Ist::DoubleFault as u16) },
+            2 => unsafe {
+                idt.non_maskable_interrupt
+                    .set_handler_addr(addr)
+                    .set_stack_index(Ist::Nmi as u16)
+            },
+            8 => unsafe {
+                idt.double_fault
+                    .set_handler_addr(addr)
+                    .set_stack_index(Ist::DoubleFault as u16)
+            },
             14 if pf == PfDelivery::Ist => unsafe {
-                idt.page_fault.set_handler_addr(addr).set_stack_index(Ist::PageFault as u16)
+                idt.page_fault
+                    .set_handler_addr(addr)
+                    .set_stack_index(Ist::PageFault as u16)
             },
             14 => unsafe { idt.page_fault.set_handler_addr(addr) },
-            18 => unsafe { idt.machine_check.set_handler_addr(addr).set_stack_index(Ist::MachineCheck as u16) },
+            18 => unsafe {
+                idt.machine_check
+                    .set_handler_addr(addr)
+                    .set_stack_index(Ist::MachineCheck as u16)
+            },
             0 => unsafe { idt.divide_error.set_handler_addr(addr) },
             1 => unsafe { idt.debug.set_handler_addr(addr) },
             3 => unsafe { idt.breakpoint.set_handler_addr(addr) },
@@ -87,5 +101,9 @@ pub fn load(pf: PfDelivery) {
 
 /// The #PF delivery of the loaded IDT.
 pub fn pf_delivery() -> PfDelivery {
-    if PF_ON_IST.load(Ordering::Relaxed) { PfDelivery::Ist } else { PfDelivery::Gate }
+    if PF_ON_IST.load(Ordering::Relaxed) {
+        PfDelivery::Ist
+    } else {
+        PfDelivery::Gate
+    }
 }

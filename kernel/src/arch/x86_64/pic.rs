@@ -110,7 +110,11 @@ pub fn recover_lost_irq() -> u64 {
     let (master, slave) = (read_isr(0x20), read_isr(0xa0));
     let mut n = 0;
     for irq in 0..16u8 {
-        let set = if irq < 8 { master & (1 << irq) != 0 } else { slave & (1 << (irq - 8)) != 0 };
+        let set = if irq < 8 {
+            master & (1 << irq) != 0
+        } else {
+            slave & (1 << (irq - 8)) != 0
+        };
         if !set || irq == 2 {
             continue;
         }

@@ -28,7 +28,9 @@ pub fn read_byte(addr: u64) -> u8 {
     // SAFETY: a plain one-byte load. If `addr` is unmapped the resulting #PF is handled by the
     // kernel's fault path, which either maps memory there and retries or stops the machine;
     // the loaded value is an integer, valid for any bit pattern.
-    unsafe { asm!("mov {0}, byte ptr [{1}]", out(reg_byte) v, in(reg) addr, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        asm!("mov {0}, byte ptr [{1}]", out(reg_byte) v, in(reg) addr, options(nostack, readonly, preserves_flags))
+    };
     v
 }
 
@@ -37,11 +39,16 @@ pub fn read_byte(addr: u64) -> u8 {
 /// high-water mark: the deepest word the thread ever wrote is then exactly known.
 pub fn mark_stack_word(addr: u64, stack_lo: u64) {
     let rsp = super::cpu::rsp();
-    assert!(addr % 8 == 0 && addr >= stack_lo && addr + 8 <= rsp - 64, "marker {addr:#x} is not free stack below RSP {rsp:#x}");
+    assert!(
+        addr.is_multiple_of(8) && addr >= stack_lo && addr + 8 <= rsp - 64,
+        "marker {addr:#x} is not free stack below RSP {rsp:#x}"
+    );
     // SAFETY: checked above: the word is inside the running thread's own mapped stack, below
     // the live part (RSP minus a margin); nothing there is in use, and the kernel has no red
     // zone (x86_64-unknown-none), so the compiler keeps no data below RSP.
-    unsafe { asm!("mov qword ptr [{0}], {1}", in(reg) addr, in(reg) 0x5354_4b4c_4142_u64, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("mov qword ptr [{0}], {1}", in(reg) addr, in(reg) 0x5354_4b4c_4142_u64, options(nostack, preserves_flags))
+    };
 }
 
 /// Moves RSP to `edge` (the lowest mapped address of the running thread's stack) and pushes
@@ -109,5 +116,7 @@ pub fn spin_at_edge(edge: u64, ticks: &core::sync::atomic::AtomicU64) {
 pub fn write_byte(addr: u64, v: u8) {
     // SAFETY: a plain one-byte store; the caller names a page of the demand area, which the
     // #PF handler maps on first touch, or the fault ends the machine with a report.
-    unsafe { asm!("mov byte ptr [{0}], {1}", in(reg) addr, in(reg_byte) v, options(nostack, preserves_flags)) };
+    unsafe {
+        asm!("mov byte ptr [{0}], {1}", in(reg) addr, in(reg_byte) v, options(nostack, preserves_flags))
+    };
 }

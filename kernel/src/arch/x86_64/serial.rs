@@ -30,7 +30,10 @@ fn open() -> Serial {
     // SAFETY: 0x3f8..0x3ff are COM1's registers on every PC-compatible machine and QEMU's q35;
     // the kernel is the only user of that port range.
     let mut uart = unsafe { Uart16550::new_port(COM1) }.expect("COM1 base is a valid port");
-    let config = Config { check_cts_before_sending: false, ..Config::default() };
+    let config = Config {
+        check_cts_before_sending: false,
+        ..Config::default()
+    };
     // A missing UART is not fatal: output is then lost, which is all we could do anyway.
     let _ = uart.init(config);
     Serial(uart)

@@ -47,13 +47,22 @@ pub fn call_on_df_stack(frame: &TrapFrame, cr2: u64, f: fn(&TrapFrame, u64) -> !
     // SAFETY: `top` is the top of the #DF IST stack, a mapped guarded area. Reusing it is safe
     // because this path never returns: if a #DF arrives meanwhile it rewinds the same stack,
     // and it ends the machine too.
-    unsafe { run_on_stack(top, report_trampoline, &args as *const ReportArgs<'_> as u64) }
+    unsafe {
+        run_on_stack(
+            top,
+            report_trampoline,
+            &args as *const ReportArgs<'_> as u64,
+        )
+    }
 }
 
 /// Runs `f` on the stack whose top is `top`, then switches back and returns. The stack must
 /// be mapped from `top` down as far as `f` goes (its guard page catches the rest).
 pub fn call_on_stack(top: u64, f: &mut dyn FnMut()) {
-    assert!(top % 16 == 0 && crate::mem::stackmap::is_mapped(top - 8), "stack top {top:#x} is not mapped");
+    assert!(
+        top.is_multiple_of(16) && crate::mem::stackmap::is_mapped(top - 8),
+        "stack top {top:#x} is not mapped"
+    );
     extern "sysv64" fn tramp(f: &mut &mut dyn FnMut()) {
         (*f)()
     }
