@@ -126,7 +126,8 @@ fn ordinary_page_fault(frame: &mut TrapFrame, cr2: u64) {
         provoke::read_byte(cr2 + lazy::SIZE / 2);
         let rip = OUTER_SNAPSHOT[0].load(Ordering::Relaxed);
         let rsp = OUTER_SNAPSHOT[1].load(Ordering::Relaxed);
-        if frame.rip != rip || frame.rsp != rsp {
+        let (now_rip, now_rsp) = entry::reread_rip_rsp(frame);
+        if now_rip != rip || now_rsp != rsp {
             clobbered_frame(frame, cr2, rip, rsp);
         }
         NESTED_OK.fetch_add(1, Ordering::Relaxed);
@@ -138,11 +139,12 @@ fn ordinary_page_fault(frame: &mut TrapFrame, cr2: u64) {
 }
 
 fn clobbered_frame(frame: &TrapFrame, cr2: u64, rip: u64, rsp: u64) -> ! {
+    let (found_rip, found_rsp) = entry::reread_rip_rsp(frame);
     let mut w = serial::emergency();
     let _ = writeln!(
         w,
         "BUG: a nested #PF rewound the #PF IST stack and overwrote the outer frame: RIP {rip:#x} -> {:#x}, RSP {rsp:#x} -> {:#x}",
-        frame.rip, frame.rsp
+        found_rip, found_rsp
     );
     report::emit_fatal("abort", |r| {
         r.str("reason", "ist-frame-clobbered")
@@ -151,8 +153,8 @@ fn clobbered_frame(frame: &TrapFrame, cr2: u64, rip: u64, rsp: u64) -> ! {
             .hex("cr2", cr2)
             .hex("outer_rip", rip)
             .hex("outer_rsp", rsp)
-            .hex("found_rip", frame.rip)
-            .hex("found_rsp", frame.rsp)
+            .hex("found_rip", found_rip)
+            .hex("found_rsp", found_rsp)
     });
     report::exit_fatal(ExitCode::Abort)
 }

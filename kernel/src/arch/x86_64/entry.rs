@@ -169,3 +169,17 @@ stubs! {
     stub_no_code v40 40, stub_no_code v41 41, stub_no_code v42 42, stub_no_code v43 43,
     stub_no_code v44 44, stub_no_code v45 45, stub_no_code v46 46, stub_no_code v47 47,
 }
+
+/// Reads the saved RIP and RSP of `frame` from memory, bypassing anything the compiler cached.
+/// For the nested-#PF check: with #PF on an IST stack, a nested #PF writes its own hardware
+/// frame over this one behind the compiler's back.
+pub fn reread_rip_rsp(frame: &TrapFrame) -> (u64, u64) {
+    // SAFETY: both fields are plain u64s inside a live, aligned TrapFrame; volatile reads of
+    // them are always valid.
+    unsafe {
+        (
+            core::ptr::read_volatile(&frame.rip),
+            core::ptr::read_volatile(&frame.rsp),
+        )
+    }
+}

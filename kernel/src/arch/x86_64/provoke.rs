@@ -29,7 +29,7 @@ pub fn read_byte(addr: u64) -> u8 {
     // kernel's fault path, which either maps memory there and retries or stops the machine;
     // the loaded value is an integer, valid for any bit pattern.
     unsafe {
-        asm!("mov {0}, byte ptr [{1}]", out(reg_byte) v, in(reg) addr, options(nostack, readonly, preserves_flags))
+        asm!("mov {0}, byte ptr [{1}]", out(reg_byte) v, in(reg) addr, options(nostack, preserves_flags))
     };
     v
 }
