@@ -36,51 +36,49 @@ fn build(pf: PfDelivery) -> InterruptDescriptorTable {
         // SAFETY (for each set_stack_index below): the IST slot was filled with the top of a
         // mapped, guarded stack by gdt::init, which runs before any IDT is loaded, and no two
         // of these vectors share a slot, so one cannot overwrite the other's frame.
-        let opts = match vector {
-            2 => unsafe {
-                idt.non_maskable_interrupt
+        let opts = unsafe {
+            match vector {
+                2 => idt
+                    .non_maskable_interrupt
                     .set_handler_addr(addr)
-                    .set_stack_index(Ist::Nmi as u16)
-            },
-            8 => unsafe {
-                idt.double_fault
+                    .set_stack_index(Ist::Nmi as u16),
+                8 => idt
+                    .double_fault
                     .set_handler_addr(addr)
-                    .set_stack_index(Ist::DoubleFault as u16)
-            },
-            14 if pf == PfDelivery::Ist => unsafe {
-                idt.page_fault
+                    .set_stack_index(Ist::DoubleFault as u16),
+                14 if pf == PfDelivery::Ist => idt
+                    .page_fault
                     .set_handler_addr(addr)
-                    .set_stack_index(Ist::PageFault as u16)
-            },
-            14 => unsafe { idt.page_fault.set_handler_addr(addr) },
-            18 => unsafe {
-                idt.machine_check
+                    .set_stack_index(Ist::PageFault as u16),
+                14 => idt.page_fault.set_handler_addr(addr),
+                18 => idt
+                    .machine_check
                     .set_handler_addr(addr)
-                    .set_stack_index(Ist::MachineCheck as u16)
-            },
-            0 => unsafe { idt.divide_error.set_handler_addr(addr) },
-            1 => unsafe { idt.debug.set_handler_addr(addr) },
-            3 => unsafe { idt.breakpoint.set_handler_addr(addr) },
-            4 => unsafe { idt.overflow.set_handler_addr(addr) },
-            5 => unsafe { idt.bound_range_exceeded.set_handler_addr(addr) },
-            6 => unsafe { idt.invalid_opcode.set_handler_addr(addr) },
-            7 => unsafe { idt.device_not_available.set_handler_addr(addr) },
-            10 => unsafe { idt.invalid_tss.set_handler_addr(addr) },
-            11 => unsafe { idt.segment_not_present.set_handler_addr(addr) },
-            12 => unsafe { idt.stack_segment_fault.set_handler_addr(addr) },
-            13 => unsafe { idt.general_protection_fault.set_handler_addr(addr) },
-            16 => unsafe { idt.x87_floating_point.set_handler_addr(addr) },
-            17 => unsafe { idt.alignment_check.set_handler_addr(addr) },
-            19 => unsafe { idt.simd_floating_point.set_handler_addr(addr) },
-            20 => unsafe { idt.virtualization.set_handler_addr(addr) },
-            21 => unsafe { idt.cp_protection_exception.set_handler_addr(addr) },
-            28 => unsafe { idt.hv_injection_exception.set_handler_addr(addr) },
-            29 => unsafe { idt.vmm_communication_exception.set_handler_addr(addr) },
-            30 => unsafe { idt.security_exception.set_handler_addr(addr) },
-            // Reserved exception vectors 9, 15, 22-27, 31: the x86_64 crate does not expose
-            // them as entries; a CPU never raises them.
-            9 | 15 | 22..=27 | 31 => continue,
-            v => unsafe { idt[v].set_handler_addr(addr) },
+                    .set_stack_index(Ist::MachineCheck as u16),
+                0 => idt.divide_error.set_handler_addr(addr),
+                1 => idt.debug.set_handler_addr(addr),
+                3 => idt.breakpoint.set_handler_addr(addr),
+                4 => idt.overflow.set_handler_addr(addr),
+                5 => idt.bound_range_exceeded.set_handler_addr(addr),
+                6 => idt.invalid_opcode.set_handler_addr(addr),
+                7 => idt.device_not_available.set_handler_addr(addr),
+                10 => idt.invalid_tss.set_handler_addr(addr),
+                11 => idt.segment_not_present.set_handler_addr(addr),
+                12 => idt.stack_segment_fault.set_handler_addr(addr),
+                13 => idt.general_protection_fault.set_handler_addr(addr),
+                16 => idt.x87_floating_point.set_handler_addr(addr),
+                17 => idt.alignment_check.set_handler_addr(addr),
+                19 => idt.simd_floating_point.set_handler_addr(addr),
+                20 => idt.virtualization.set_handler_addr(addr),
+                21 => idt.cp_protection_exception.set_handler_addr(addr),
+                28 => idt.hv_injection_exception.set_handler_addr(addr),
+                29 => idt.vmm_communication_exception.set_handler_addr(addr),
+                30 => idt.security_exception.set_handler_addr(addr),
+                // Reserved exception vectors 9, 15, 22-27, 31: the x86_64 crate does not expose
+                // them as entries; a CPU never raises them.
+                9 | 15 | 22..=27 | 31 => continue,
+                v => idt[v].set_handler_addr(addr),
+            }
         };
         let _ = opts;
     }
