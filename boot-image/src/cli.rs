@@ -263,7 +263,9 @@ fn dispatch(cmd: Command) -> Result<i32, Error> {
             // expected ending; anything else keeps its own exit status.
             match run_cmd(&r)? {
                 5 => {
-                    note("demo finished: its last scene stops the machine with the #DF report, as the SDM baseline must");
+                    note(
+                        "demo finished: its last scene stops the machine with the #DF report, as the SDM baseline must",
+                    );
                     Ok(0)
                 }
                 other => Ok(other),

@@ -58,8 +58,8 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "reserve",
-        "N",
-        "frames kept in advance for stack growth (0-256, default 16)",
+        "N [refill|hold]",
+        "frames kept for stack growth (0-256, default 16); hold: no refill until the next 'reserve'",
     ),
     (
         "edge-irq",
@@ -212,12 +212,16 @@ fn run(c: Command<'_>) {
         "reserve" => args
             .number("N", 0, stack::RESERVE_CAPACITY as u64)
             .and_then(|n| {
+                let hold = args.optional_choice("MODE", &["refill", "hold"])? == Some("hold");
                 args.finish()?;
-                stack::set_reserve_target(n as usize);
-                stack::reserve_drain_to(n);
-                stack::reserve_refill();
+                stack::reserve_set(n as usize, hold);
+                let (now, _, _) = stack::reserve_stats();
                 report::emit("result", |r| {
-                    r.str("cmd", "reserve").bool("ok", true).u64("target", n)
+                    r.str("cmd", "reserve")
+                        .bool("ok", now == n)
+                        .u64("target", n)
+                        .u64("frames", now)
+                        .bool("hold", hold)
                 });
                 Ok(())
             }),

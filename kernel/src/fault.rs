@@ -182,6 +182,7 @@ fn grow_failed(frame: &TrapFrame, cr2: u64, e: stack::GrowError, via: &str) -> !
             .u64("reserve_now", now)
             .u64("reserve_target", target)
             .u64("reserve_low", low)
+            .bool("reserve_hold", stack::reserve_held())
     });
     report::exit_fatal(ExitCode::Abort)
 }

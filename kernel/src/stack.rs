@@ -9,7 +9,7 @@
 //! fault handlers read without locks.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::{Mutex, Once};
 use stacklab_core::growth::LiveSlot;
 use stacklab_core::stack::{Histogram, Layout, PAGE, Policy, PolicyError, SlotRange};
@@ -375,6 +375,9 @@ static RESERVE: [AtomicU64; RESERVE_CAPACITY] = [const { AtomicU64::new(0) }; RE
 static RESERVE_COUNT: AtomicU64 = AtomicU64::new(0);
 static RESERVE_TARGET: AtomicU64 = AtomicU64::new(DEFAULT_RESERVE as u64);
 static RESERVE_LOW: AtomicU64 = AtomicU64::new(u64::MAX);
+/// When set, context switches and spawns leave the reserve alone (`reserve N hold`), so a
+/// test can exhaust it deterministically whatever the timer does.
+static RESERVE_HOLD: AtomicBool = AtomicBool::new(false);
 
 fn reserve_pop() -> Option<u64> {
     loop {
@@ -393,8 +396,12 @@ fn reserve_pop() -> Option<u64> {
     }
 }
 
-/// Tops the reserve up to its target from the frame allocator. Process context only.
+/// Tops the reserve up to its target from the frame allocator, unless it is held. Process
+/// context only.
 pub fn reserve_refill() {
+    if RESERVE_HOLD.load(Ordering::Relaxed) {
+        return;
+    }
     let target = RESERVE_TARGET.load(Ordering::Relaxed);
     while RESERVE_COUNT.load(Ordering::Acquire) < target {
         let Some(f) = crate::mem::frame::alloc_zeroed() else {
@@ -415,7 +422,7 @@ pub fn reserve_refill() {
 }
 
 /// Gives frames above `n` back to the allocator (process context).
-pub fn reserve_drain_to(n: u64) {
+fn reserve_drain_to(n: u64) {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         while RESERVE_COUNT.load(Ordering::Acquire) > n {
             match reserve_pop() {
@@ -431,8 +438,23 @@ pub fn reserve_drain_to(n: u64) {
     });
 }
 
+/// Fills (or drains) the reserve to exactly `n` frames now. With `hold`, it is not refilled
+/// again until the next call: a run can then see what growth does when refill falls behind.
+pub fn reserve_set(n: usize, hold: bool) {
+    RESERVE_HOLD.store(false, Ordering::Relaxed);
+    set_reserve_target(n);
+    reserve_drain_to(n as u64);
+    reserve_refill();
+    RESERVE_HOLD.store(hold, Ordering::Relaxed);
+}
+
+/// Whether refill is held (see [`reserve_set`]).
+pub fn reserve_held() -> bool {
+    RESERVE_HOLD.load(Ordering::Relaxed)
+}
+
 /// Sets the reserve's target size (frames above it stay until used).
-pub fn set_reserve_target(n: usize) {
+fn set_reserve_target(n: usize) {
     RESERVE_TARGET.store(n.min(RESERVE_CAPACITY) as u64, Ordering::Relaxed);
     RESERVE_LOW.store(u64::MAX, Ordering::Relaxed);
 }

@@ -34,9 +34,9 @@ static DF_RECOVER: Shared = Shared::new(grow_boot!("df-recover"));
 
 /// One growable frame in the reserve, then a recursion that needs ~21K without a switch.
 static PF_IST_RESERVE: Shared =
-    Shared::new("policy grow 4K 32K; growth pf-ist; reserve 1; recurse 20 1024");
+    Shared::new("policy grow 4K 32K; growth pf-ist; reserve 1 hold; recurse 20 1024");
 static DF_RECOVER_RESERVE: Shared =
-    Shared::new("policy grow 4K 32K; growth df-recover; reserve 1; recurse 20 1024");
+    Shared::new("policy grow 4K 32K; growth df-recover; reserve 1 hold; recurse 20 1024");
 
 /// `growth` is `abort` unless told otherwise.
 static ABORT_DEFAULT: Shared = Shared::new("policy grow 4K 32K; recurse 40 256");
@@ -339,8 +339,9 @@ fn check_overflow_at_max(out: &Outcome, via: &str, vector: u64) {
     assert_exit(out, ExitCode::Abort);
 }
 
-/// `reserve 1`, then `recurse 20 1024`: the one frame maps the second page, the next growth
-/// (still without a context switch to refill) finds the reserve empty.
+/// `reserve 1 hold`, then `recurse 20 1024`: the one frame maps the second page, the next
+/// growth finds the reserve empty. `hold` stops the refill at context switches, which would
+/// otherwise make the outcome depend on whether the timer preempted the thread in between.
 fn check_reserve_empty(out: &Outcome, via: &str) {
     assert_eq!(
         sequence(out),
@@ -355,7 +356,16 @@ fn check_reserve_empty(out: &Outcome, via: &str) {
         "{out:?}"
     );
     let rs = out.result_for("reserve").unwrap();
-    assert_eq!((rs.bool("ok"), rs.u64("target")), (Some(true), Some(1)));
+    assert_eq!(
+        (
+            rs.bool("ok"),
+            rs.u64("target"),
+            rs.u64("frames"),
+            rs.bool("hold")
+        ),
+        (Some(true), Some(1), Some(1), Some(true)),
+        "{out:?}"
+    );
     let a = the_abort(out);
     assert_eq!(a.str("reason"), Some("stack-reserve-empty"), "{out:?}");
     assert_eq!(a.str("via"), Some(via), "{out:?}");
@@ -363,6 +373,7 @@ fn check_reserve_empty(out: &Outcome, via: &str) {
     assert_eq!(num(a, "reserve_now"), 0);
     assert_eq!(num(a, "reserve_target"), 1);
     assert_eq!(num(a, "reserve_low"), 0);
+    assert_eq!(a.bool("reserve_hold"), Some(true));
     let (cr2, rsp) = (hex(a, "cr2"), hex(a, "rsp"));
     assert!(cr2 < rsp && rsp - cr2 <= PAGE, "{}", a.to_json_line());
     // The fault is in the slot's third page from the top: page 1 initial, page 2 the reserve's.

@@ -186,6 +186,19 @@ impl<'a> Args<'a> {
             })
     }
 
+    /// Like [`Args::choice`], but `None` when no argument is left.
+    pub fn optional_choice(
+        &mut self,
+        what: &'static str,
+        choices: &'static [&'static str],
+    ) -> Result<Option<&'a str>, ArgError<'a>> {
+        let mut peek = self.it.clone();
+        if peek.next().is_none() {
+            return Ok(None);
+        }
+        self.choice(what, choices).map(Some)
+    }
+
     fn convert(
         &self,
         what: &'static str,
@@ -317,5 +330,27 @@ mod tests {
         );
         let c = Command::parse("policy grow").unwrap();
         assert_eq!(c.args().choice("MODE", &["fixed", "grow"]), Ok("grow"));
+    }
+
+    #[test]
+    fn optional_choice_is_none_only_when_nothing_is_left() {
+        const MODES: &[&str] = &["refill", "hold"];
+        let c = Command::parse("reserve 1").unwrap();
+        let mut a = c.args();
+        assert_eq!(a.number("N", 0, 9), Ok(1));
+        assert_eq!(a.optional_choice("MODE", MODES), Ok(None));
+        assert!(a.finish().is_ok());
+        let c = Command::parse("reserve 1 hold").unwrap();
+        let mut a = c.args();
+        assert_eq!(a.number("N", 0, 9), Ok(1));
+        assert_eq!(a.optional_choice("MODE", MODES), Ok(Some("hold")));
+        assert!(a.finish().is_ok());
+        let c = Command::parse("reserve 1 frozen").unwrap();
+        let mut a = c.args();
+        a.number("N", 0, 9).unwrap();
+        assert_eq!(
+            a.optional_choice("MODE", MODES).unwrap_err().to_string(),
+            "reserve: MODE must be one of refill, hold; got 'frozen'"
+        );
     }
 }
