@@ -64,7 +64,6 @@ pub fn page_fault(frame: &mut TrapFrame, cr2: u64) {
         judge_pf(stack::live_slot(cr2), f)
     };
     if let Verdict::Grow { page, .. } = verdict {
-        let via = if on_ist { "#PF (IST)" } else { "#PF" };
         match stack::grow(page) {
             Ok(pages) => {
                 let path = if on_ist { Path::PfIst } else { Path::PfGate };
@@ -72,7 +71,7 @@ pub fn page_fault(frame: &mut TrapFrame, cr2: u64) {
                 pic::recover_lost_irq();
                 return;
             }
-            Err(e) => grow_failed(frame, cr2, e, via),
+            Err(e) => grow_failed(frame, cr2, e, "#PF"),
         }
     }
     if stack::find(cr2).is_some_and(|s| s.in_guard(cr2)) {

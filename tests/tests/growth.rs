@@ -432,7 +432,7 @@ fn pf_ist_growth_past_the_maximum_is_an_overflow_report_from_pf() {
 
 #[test]
 fn pf_ist_reserve_exhaustion_aborts_with_its_report() {
-    check_reserve_empty(PF_IST_RESERVE.get(), "#PF (IST)");
+    check_reserve_empty(PF_IST_RESERVE.get(), "#PF");
 }
 
 // ---- df-recover ----
