@@ -192,8 +192,6 @@ fn run(c: Command<'_>) {
                 );
             } else if c.name == "ensure" {
                 scenario::ensure_cmd(policy(), d, f);
-            } else if matches!(policy(), Policy::Grow { .. }) {
-                scenario::recurse_grow_cmd(policy(), d, f);
             } else {
                 scenario::recurse_cmd(policy(), d, f);
             }

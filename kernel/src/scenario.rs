@@ -86,7 +86,8 @@ fn spawn_error(cmd: &str, e: thread::SpawnError) {
     fail();
 }
 
-/// `recurse DEPTH FRAME`: one thread, checked result.
+/// `recurse DEPTH FRAME`: one thread, checked result. Under a grow policy the record also
+/// names the growth path and counts the thread's growth events.
 pub fn recurse_cmd(policy: Policy, depth: u64, frame: u64) {
     let start = cpu::rdtsc();
     let tid = match thread::spawn("recurse", policy, move || {
@@ -99,6 +100,7 @@ pub fn recurse_cmd(policy: Policy, depth: u64, frame: u64) {
     let cycles = cpu::rdtsc() - start;
     let want = expected(depth, frame);
     let ok = j.result == want;
+    let grows = matches!(policy, Policy::Grow { .. });
     log::info!(
         "recurse: depth {depth} x {frame} B frames on {policy}: result {:#x} ({}), high-water {} B, {} pages, {} us",
         j.result,
@@ -107,8 +109,17 @@ pub fn recurse_cmd(policy: Policy, depth: u64, frame: u64) {
         j.pages,
         time::cycles_to_ns(cycles) / 1000
     );
+    if grows {
+        log::info!(
+            "recurse: via {}: {} growth events added {} pages",
+            crate::growth::mode().name(),
+            j.grow_events,
+            j.grow_pages
+        );
+    }
     report::emit("result", |r| {
-        r.str("cmd", "recurse")
+        let r = r
+            .str("cmd", "recurse")
             .bool("ok", ok)
             .fmt("policy", format_args!("{policy}"))
             .u64("depth", depth)
@@ -117,7 +128,8 @@ pub fn recurse_cmd(policy: Policy, depth: u64, frame: u64) {
             .hex("expected", want)
             .u64("high_water", j.high_water)
             .u64("pages", j.pages)
-            .u64("tid", tid)
+            .u64("tid", tid);
+        if grows { growth_fields(r, &j) } else { r }
     });
     if !ok {
         fail();
@@ -355,49 +367,11 @@ fn growth_fields<'a>(
         .u64("grow_pages", j.grow_pages)
 }
 
-/// `recurse` reports growth too; this is the variant used under a grow policy.
-pub fn recurse_grow_cmd(policy: Policy, depth: u64, frame: u64) {
-    let tid = match thread::spawn("recurse", policy, move || {
-        recurse(depth, frame, 0).unwrap_or(0)
-    }) {
-        Ok(t) => t,
-        Err(e) => return spawn_error("recurse", e),
-    };
-    let j = thread::join(tid).expect("joinable");
-    let want = expected(depth, frame);
-    let ok = j.result == want;
-    log::info!(
-        "recurse: depth {depth} x {frame} B on {policy} via {}: {} ; high-water {} B, {} pages mapped, {} growth events added {} pages",
-        crate::growth::mode().name(),
-        if ok { "correct" } else { "WRONG" },
-        j.high_water,
-        j.pages,
-        j.grow_events,
-        j.grow_pages
-    );
-    report::emit("result", |r| {
-        growth_fields(
-            r.str("cmd", "recurse")
-                .bool("ok", ok)
-                .fmt("policy", format_args!("{policy}"))
-                .u64("depth", depth)
-                .u64("frame", frame)
-                .hex("result", j.result)
-                .hex("expected", want)
-                .u64("high_water", j.high_water)
-                .u64("pages", j.pages)
-                .u64("tid", tid),
-            &j,
-        )
-    });
-    if !ok {
-        fail();
-    }
-}
-
 /// `edge-irq`: RSP parked exactly at the mapped edge until a timer interrupt arrives; the
 /// interrupt's own frame push is the growth fault.
 pub fn edge_irq_cmd(policy: Policy) {
+    // Read before the spawn: the timer may run the new thread before `spawn` returns.
+    let lost0 = crate::arch::x86_64::pic::lost_recovered();
     let tid = thread::spawn("edge-irq", policy, || {
         let s = stack::find(cpu::rsp()).expect("on a thread stack");
         provoke::spin_at_edge(s.lo, crate::arch::x86_64::pic::ticks_counter());
@@ -407,7 +381,6 @@ pub fn edge_irq_cmd(policy: Policy) {
         Ok(t) => t,
         Err(e) => return spawn_error("edge-irq", e),
     };
-    let lost0 = crate::arch::x86_64::pic::lost_recovered();
     let j = thread::join(tid).expect("joinable");
     let lost = crate::arch::x86_64::pic::lost_recovered() - lost0;
     let ok = j.grow_events >= 1 && j.grow_pages >= 1;
