@@ -119,6 +119,23 @@ pub fn text<'a>(r: &'a Record, key: &str) -> &'a str {
     })
 }
 
+/// An array of numbers that must be present (a histogram, say).
+pub fn num_list(r: &Record, key: &str) -> Vec<u64> {
+    r.get(key)
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.iter().map(|v| v.as_u64()).collect())
+        .unwrap_or_else(|| panic!("field {key} missing or not numbers in {}", r.to_json_line()))
+}
+
+/// The report's backtrace is not empty and its first return address is in a function whose
+/// path starts with `prefix` (the address minus one is inside the call instruction).
+pub fn assert_backtrace_starts_in(out: &Outcome, report: &Record, prefix: &str) {
+    let bt = report.hex_list("backtrace");
+    assert!(!bt.is_empty(), "no backtrace: {out:?}");
+    let f = function_at(out, bt[0] - 1);
+    assert!(f.starts_with(prefix), "backtrace starts in {f}: {out:?}");
+}
+
 /// The function containing a runtime kernel address; panics if it is not in the kernel.
 pub fn function_at(out: &Outcome, addr: u64) -> String {
     out.symbolize(addr).unwrap_or_else(|| {

@@ -330,12 +330,7 @@ fn check_overflow_at_max(out: &Outcome, via: &str, vector: u64) {
         rsp.abs_diff(lo) <= PAGE,
         "rsp {rsp:#x} not at the bottom {lo:#x}"
     );
-    let bt = a.hex_list("backtrace");
-    assert!(!bt.is_empty(), "{out:?}");
-    assert!(
-        function_at(out, bt[0] - 1).starts_with("stacklab_kernel::scenario::rec"),
-        "{out:?}"
-    );
+    assert_backtrace_starts_in(out, a, "stacklab_kernel::scenario::rec");
     assert_exit(out, ExitCode::Abort);
 }
 

@@ -73,12 +73,7 @@ fn assert_recurse_overflow(out: &Outcome, tid: u64, bytes: u64) {
         hw <= bytes && hw > bytes - 1024,
         "high-water {hw} of {bytes}"
     );
-    let bt = a.hex_list("backtrace");
-    assert!(!bt.is_empty(), "{out:?}");
-    assert!(
-        function_at(out, bt[0] - 1).starts_with("stacklab_kernel::scenario::rec"),
-        "{out:?}"
-    );
+    assert_backtrace_starts_in(out, a, "stacklab_kernel::scenario::rec");
     assert_exit(out, ExitCode::Abort);
 }
 
@@ -117,13 +112,7 @@ fn stacks_histogram_counts_the_threads_that_ran_before_it() {
     // Four threads ended: recurse 20x256 (~7K) and hwm 5000 in (4K, 8K]; hwm 10000 and
     // recurse 30x256 (~10K) in (8K, 16K]. The overflow comes after `stacks`.
     assert_eq!(num(s, "threads"), 4, "{out:?}");
-    let h: Vec<u64> = s
-        .get("histogram")
-        .and_then(|v| v.as_array())
-        .expect("histogram")
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let h = num_list(s, "histogram");
     assert_eq!(
         h,
         [0, 0, 0, 2, 2, 0, 0, 0],
@@ -180,13 +169,7 @@ fn threads_200_are_all_correct_under_timer_preemption() {
     );
     let s = out.result_for("stacks").unwrap();
     assert_eq!(num(s, "threads"), 200);
-    let h: Vec<u64> = s
-        .get("histogram")
-        .and_then(|v| v.as_array())
-        .expect("histogram")
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let h = num_list(s, "histogram");
     assert_eq!(h.iter().sum::<u64>(), 200);
     assert_eq!(h[5..], [0, 0, 0], "no thread used more than its 16K");
     assert_exit(&out, ExitCode::Success);

@@ -47,56 +47,53 @@ fn in_slot(slot: &SlotRange, addr: u64) -> bool {
     addr >= slot.base && addr <= slot.top
 }
 
-/// Decision for a #PF delivered on the #PF IST stack. `cr2_slot` is the live slot containing
-/// CR2, if any.
-pub fn judge_pf(cr2_slot: Option<LiveSlot>, f: Fault) -> Verdict {
+/// The checks both paths share: CR2 in the growable part of a live slot, and the interrupted
+/// RSP in that same slot. `Ok((page, pages))` is the growth to make; `Err` the verdict
+/// otherwise, where `mapped` explains a CR2 that is already mapped.
+fn own_stack_growth(
+    cr2_slot: Option<LiveSlot>,
+    f: Fault,
+    mapped: &'static str,
+) -> Result<(u64, u64), Verdict> {
+    let not = |why| Err(Verdict::NotGrowth { why });
     let Some(s) = cr2_slot else {
-        return Verdict::NotGrowth {
-            why: "CR2 is not in a thread stack",
-        };
+        return not("CR2 is not in a thread stack");
     };
     match zone(&s.range, s.mapped_lo, s.floor, f.cr2) {
-        Zone::Mapped => Verdict::NotGrowth {
-            why: "CR2 is already mapped (protection fault)",
-        },
-        Zone::Guard => Verdict::Overflow,
-        Zone::Growable { .. } if !in_slot(&s.range, f.rsp) => Verdict::NotGrowth {
-            why: "RSP is not in the stack that CR2 names",
-        },
-        Zone::Growable { page, pages } => Verdict::Grow { page, pages },
+        Zone::Mapped => not(mapped),
+        Zone::Guard => Err(Verdict::Overflow),
+        Zone::Growable { .. } if !in_slot(&s.range, f.rsp) => {
+            not("RSP is not in the stack that CR2 names")
+        }
+        Zone::Growable { page, pages } => Ok((page, pages)),
     }
 }
 
-/// Decision for a #DF under `df-recover`. `text` is the kernel's executable range.
-pub fn judge_df(cr2_slot: Option<LiveSlot>, f: Fault, text: (u64, u64)) -> Verdict {
-    let Some(s) = cr2_slot else {
-        return Verdict::NotGrowth {
-            why: "CR2 is not in a thread stack",
-        };
-    };
-    match zone(&s.range, s.mapped_lo, s.floor, f.cr2) {
-        Zone::Mapped => Verdict::NotGrowth {
-            why: "CR2 is mapped: this #DF is not a stack overflow",
-        },
-        Zone::Guard => Verdict::Overflow,
-        Zone::Growable { page, pages } => {
-            if !in_slot(&s.range, f.rsp) {
-                Verdict::NotGrowth {
-                    why: "RSP is not in the stack that CR2 names",
-                }
-            } else if f.error_code != 0 {
-                Verdict::NotGrowth {
-                    why: "#DF error code is not 0",
-                }
-            } else if f.rip < text.0 || f.rip >= text.1 {
-                Verdict::NotGrowth {
-                    why: "saved RIP is not in kernel text",
-                }
-            } else {
-                Verdict::Grow { page, pages }
-            }
-        }
+/// Decision for a #PF delivered on the #PF IST stack. `cr2_slot` is the live slot containing
+/// CR2, if any.
+pub fn judge_pf(cr2_slot: Option<LiveSlot>, f: Fault) -> Verdict {
+    match own_stack_growth(cr2_slot, f, "CR2 is already mapped (protection fault)") {
+        Ok((page, pages)) => Verdict::Grow { page, pages },
+        Err(v) => v,
     }
+}
+
+/// Decision for a #DF under `df-recover`. `text` is the kernel's executable range. On top of
+/// the shared checks: the #DF error code must be 0 and the saved RIP in kernel text.
+pub fn judge_df(cr2_slot: Option<LiveSlot>, f: Fault, text: (u64, u64)) -> Verdict {
+    let mapped = "CR2 is mapped: this #DF is not a stack overflow";
+    let (page, pages) = match own_stack_growth(cr2_slot, f, mapped) {
+        Ok(g) => g,
+        Err(v) => return v,
+    };
+    let why = if f.error_code != 0 {
+        "#DF error code is not 0"
+    } else if f.rip < text.0 || f.rip >= text.1 {
+        "saved RIP is not in kernel text"
+    } else {
+        return Verdict::Grow { page, pages };
+    };
+    Verdict::NotGrowth { why }
 }
 
 #[cfg(test)]
