@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 use stacklab_core::proto::RECORD_PREFIX;
+use stacklab_core::runs::runs;
 
 use crate::symbols::Symbolizer;
 
@@ -301,23 +302,27 @@ impl<'a> Renderer<'a> {
         let bt = r.hex_list("backtrace");
         if !bt.is_empty() {
             lines.push("    backtrace:".into());
-            let mut i = 0;
-            while i < bt.len() {
-                let a = bt[i];
+            let rip = r.hex("rip");
+            let line = |i: usize, a: u64| {
                 // Frame 0 may be the faulting RIP itself; the rest are return addresses.
-                let ret = !(i == 0 && Some(a) == r.hex("rip"));
-                lines.push(format!("  #{i} {a:#x} {}", self.sym(a, ret)));
-                // Deep recursion repeats one frame many times: say so once.
-                let same = bt[i + 1..].iter().take_while(|b| **b == a).count();
-                if same >= 2 {
+                let ret = !(i == 0 && Some(a) == rip);
+                format!("  #{i} {a:#x} {}", self.sym(a, ret))
+            };
+            for run in runs(&bt) {
+                lines.push(line(run.first, run.value));
+                if run.folds() {
+                    // Deep recursion repeats one frame many times: say so once.
+                    let (i, same) = (run.first, run.len - 1);
                     lines.push(format!(
                         "  #{}..#{} same as #{i} ({same} frames)",
                         i + 1,
                         i + same
                     ));
-                    i += same;
+                } else {
+                    for i in run.first + 1..run.first + run.len {
+                        lines.push(line(i, run.value));
+                    }
                 }
-                i += 1;
             }
         }
         let shown = [

@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use stacklab_core::exception::{self, ErrorCode};
 use stacklab_core::growth::{Fault, Verdict, judge_df, judge_pf};
 use stacklab_core::proto::ExitCode;
+use stacklab_core::runs::runs;
 
 use crate::arch::x86_64::backtrace;
 use crate::arch::x86_64::entry::TrapFrame;
@@ -349,7 +350,16 @@ fn write_registers(w: &mut impl Write, f: &TrapFrame, cr2: u64, bt: &[u64]) {
         let _ = writeln!(w);
     }
     let _ = writeln!(w, "    backtrace ({} frames):", bt.len());
-    for (i, a) in bt.iter().enumerate() {
+    for run in runs(bt) {
+        let (i, a) = (run.first, run.value);
         let _ = writeln!(w, "      #{i} {a:#x}");
+        if run.folds() {
+            let last = i + run.len - 1;
+            let _ = writeln!(w, "      #{}..#{last} same as #{i}", i + 1);
+        } else {
+            for j in i + 1..i + run.len {
+                let _ = writeln!(w, "      #{j} {a:#x}");
+            }
+        }
     }
 }

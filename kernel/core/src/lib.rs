@@ -13,4 +13,5 @@ pub mod exception;
 pub mod fwcfg;
 pub mod growth;
 pub mod proto;
+pub mod runs;
 pub mod stack;
