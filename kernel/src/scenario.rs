@@ -613,14 +613,19 @@ pub fn stats_cmd() {
                 .hex("last_rip", s.last_rip)
         });
     }
-    log::info!("stats reserve: {now} frames (target {target}, low-water {low})");
+    let held = if stack::reserve_held() { ", held" } else { "" };
+    let lost = crate::arch::x86_64::pic::lost_recovered();
+    log::info!("stats reserve: {now} frames (target {target}, low-water {low}{held})");
+    log::info!("stats: {lost} interrupt(s) lost to a growth fault and replayed");
     report::emit("result", |r| {
         r.str("cmd", "stats")
             .bool("ok", true)
             .u64("reserve_now", now)
             .u64("reserve_target", target)
             .u64("reserve_low", low)
+            .bool("reserve_hold", stack::reserve_held())
             .u64("demand_faults", crate::mem::lazy::faults())
+            .u64("lost_irqs_recovered", lost)
     });
 }
 
