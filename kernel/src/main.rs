@@ -26,7 +26,7 @@ use bootloader_api::{BootInfo, entry_point};
 use stacklab_core::cmdline::MAX_CMDLINE;
 use stacklab_core::proto::{ExitCode, FW_CFG_CMDLINE};
 
-use arch::x86_64::{cpu, fwcfg, gdt, pic, serial, stackswitch};
+use arch::x86_64::{cpu, fwcfg, gdt, pic, serial};
 
 const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut c = BootloaderConfig::new_default();
@@ -62,10 +62,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     growth::set_mode(growth::Mode::Abort);
     pic::init();
     cpu::enable_interrupts();
-    let top = stack::alloc_boot_stack();
-    // SAFETY: `top` is the top of a freshly mapped guarded area that nothing else uses, and it
-    // is page aligned.
-    unsafe { stackswitch::run_on_stack(top, on_boot_stack, 0) }
+    stack::enter_boot_stack(on_boot_stack)
 }
 
 extern "sysv64" fn on_boot_stack(_: u64) -> ! {

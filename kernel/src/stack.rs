@@ -84,11 +84,13 @@ pub const BOOT_STACK_PAGES: u64 = 16;
 
 static BOOT_STACK: Once<GuardedArea> = Once::new();
 
-/// Allocates the boot stack; returns its top.
-pub fn alloc_boot_stack() -> u64 {
-    BOOT_STACK
-        .call_once(|| kva::alloc_guarded(BOOT_STACK_PAGES))
-        .top
+/// Allocates the boot stack, records where it is (for `find`) and moves onto it for good,
+/// running `f`. Called once, from the entry point.
+pub fn enter_boot_stack(f: extern "sysv64" fn(u64) -> !) -> ! {
+    assert!(BOOT_STACK.get().is_none(), "the boot stack is entered once");
+    let owned = kva::alloc_owned(BOOT_STACK_PAGES);
+    BOOT_STACK.call_once(|| owned.area());
+    crate::arch::x86_64::stackswitch::run_on_owned_stack(owned, f, 0)
 }
 
 /// The stack (mapped part or guard) that contains `addr`.

@@ -51,6 +51,23 @@ pub fn map_range(start: u64, pages: u64) {
     });
 }
 
+/// A guarded area that nothing but its holder uses: made only by [`alloc_owned`], never
+/// copied, so whoever has it may run code on it (see `stackswitch::run_on_owned_stack`).
+#[derive(Debug)]
+pub struct OwnedArea(GuardedArea);
+
+impl OwnedArea {
+    /// Where the area is (for lookups; the copy grants no ownership).
+    pub fn area(&self) -> GuardedArea {
+        self.0
+    }
+}
+
+/// Reserves and maps a fresh guarded area of `pages` pages, owned by the caller.
+pub fn alloc_owned(pages: u64) -> OwnedArea {
+    OwnedArea(alloc_guarded(pages))
+}
+
 /// Reserves and maps a guarded area of `pages` pages.
 pub fn alloc_guarded(pages: u64) -> GuardedArea {
     let span = (pages + 1) * PAGE;

@@ -3,13 +3,14 @@
 use core::arch::asm;
 
 use super::entry::TrapFrame;
+use crate::mem::kva::OwnedArea;
 
 /// Switches RSP to `top` and calls `f(arg)` there; `f` never returns.
 ///
 /// # Safety
 /// `[top - size, top)` must be mapped, writable memory used by nothing else for as long as
 /// `f` runs (forever), and `top` must be 16-byte aligned.
-pub unsafe fn run_on_stack(top: u64, f: extern "sysv64" fn(u64) -> !, arg: u64) -> ! {
+unsafe fn run_on_stack(top: u64, f: extern "sysv64" fn(u64) -> !, arg: u64) -> ! {
     // SAFETY: the caller guarantees the new stack; `f` never returns, so the old stack and
     // every register are abandoned. RBP is zeroed so backtraces end at `f`.
     unsafe {
@@ -37,6 +38,16 @@ extern "sysv64" fn report_trampoline(args: u64) -> ! {
     // stack it left; that stack stays mapped and untouched because nothing returns to it.
     let a = unsafe { &*(args as *const ReportArgs<'_>) };
     (a.f)(a.frame, a.cr2)
+}
+
+/// Switches for good to a fresh guarded area and calls `f(arg)` there (the boot stack).
+pub fn run_on_owned_stack(area: OwnedArea, f: extern "sysv64" fn(u64) -> !, arg: u64) -> ! {
+    // Consumed here and never given back: the stack is in use for as long as `f` runs,
+    // which is forever.
+    let top = area.area().top;
+    // SAFETY: an `OwnedArea` is a freshly mapped guarded area that only its holder uses, and
+    // this function consumed it; its top is page aligned.
+    unsafe { run_on_stack(top, f, arg) }
 }
 
 /// Calls `f(frame, cr2)` on the #DF IST stack and never returns. For reporting a fault whose
