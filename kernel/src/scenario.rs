@@ -754,79 +754,97 @@ pub fn bench_growth(n: u64) {
     }
 }
 
-/// `bench memory N`: stack memory of N threads after a mixed workload, parked, under
-/// grow(4K,32K) with pf-ist versus fixed(16K), and the lower bound (each thread's high-water
-/// mark rounded up to pages).
-pub fn bench_memory(n: u64) {
-    let saved = crate::growth::mode();
-    crate::growth::set_mode(crate::growth::Mode::PfIst);
-    let mut rows = [(0u64, 0u64); 2];
-    for (i, policy) in [
-        Policy::Grow {
-            initial: 4096,
-            max: 32 * 1024,
-        },
-        Policy::Fixed { bytes: 16 * 1024 },
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        static ARRIVED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-        ARRIVED.store(0, core::sync::atomic::Ordering::Relaxed);
-        let mut tids = Vec::with_capacity(n as usize);
-        for k in 0..n {
-            // Mostly shallow, some medium, 5% deep (the RFC saw ~5% of tasks fault).
-            let (depth, frame) = if k % 20 == 0 {
-                (36, 256)
-            } else if k % 5 == 0 {
-                (12, 256)
+/// Stack pages held by `n` parked threads of `policy` after each ran its share of `mixed`
+/// work (or none), and the lower bound: each thread's high-water mark rounded up to pages.
+fn parked_stack_pages(policy: Policy, n: u64, mixed: bool) -> Option<(u64, u64)> {
+    static ARRIVED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    ARRIVED.store(0, core::sync::atomic::Ordering::Relaxed);
+    let mut tids = Vec::with_capacity(n as usize);
+    for k in 0..n {
+        // Mostly shallow, some medium, 5% deep (the RFC saw ~5% of tasks fault).
+        let (depth, frame) = if !mixed {
+            (0, 0)
+        } else if k % 20 == 0 {
+            (36, 256)
+        } else if k % 5 == 0 {
+            (12, 256)
+        } else {
+            (3, 128)
+        };
+        match thread::spawn("parked", policy, move || {
+            let v = if depth > 0 {
+                recurse(depth, frame, 0).unwrap_or(0)
             } else {
-                (3, 128)
+                0
             };
-            match thread::spawn("mixed", policy, move || {
-                let v = recurse(depth, frame, 0).unwrap_or(0);
-                ARRIVED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-                thread::block();
-                v
-            }) {
-                Ok(t) => tids.push(t),
-                Err(e) => return spawn_error("bench", e),
+            ARRIVED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            thread::block();
+            v
+        }) {
+            Ok(t) => tids.push(t),
+            Err(e) => {
+                spawn_error("bench", e);
+                for t in tids {
+                    thread::wake(t);
+                    thread::join(t);
+                }
+                return None;
             }
         }
-        while ARRIVED.load(core::sync::atomic::Ordering::Relaxed) < tids.len() as u64 {
-            thread::sleep_ms(2);
-        }
-        rows[i] = thread::live_stack_pages();
-        for t in &tids {
-            thread::wake(*t);
-        }
-        for t in tids {
-            thread::join(t);
-        }
+    }
+    while ARRIVED.load(core::sync::atomic::Ordering::Relaxed) < tids.len() as u64 {
+        thread::sleep_ms(2);
+    }
+    let pages = thread::live_stack_pages();
+    for t in &tids {
+        thread::wake(*t);
+    }
+    for t in tids {
+        thread::join(t);
+    }
+    Some(pages)
+}
+
+/// `bench memory N`: stack memory of N parked threads under grow(4K,32K) and fixed(16K),
+/// after a mixed workload and idle (blocked at once, the case Tatashin's RFC measured).
+pub fn bench_memory(n: u64) {
+    let grow = Policy::Grow {
+        initial: 4096,
+        max: 32 * 1024,
+    };
+    let fixed = Policy::Fixed { bytes: 16 * 1024 };
+    let saved = crate::growth::mode();
+    crate::growth::set_mode(crate::growth::Mode::PfIst);
+    for (name, mixed) in [("memory", true), ("memory-idle", false)] {
+        let Some((grow_pages, lower)) = parked_stack_pages(grow, n, mixed) else {
+            break;
+        };
+        let Some((fixed_pages, _)) = parked_stack_pages(fixed, n, mixed) else {
+            break;
+        };
+        let saved_pct = ratio(fixed_pages.saturating_sub(grow_pages) * 100, fixed_pages);
+        let (bi, bf) = ratio(grow_pages, lower);
+        log::info!(
+            "bench {name}: {n} threads: fixed(16K) {} KiB, grow(4K,32K) {} KiB ({}.{:02}% saved), lower bound {} KiB (grow = {bi}.{bf:02} x bound)",
+            fixed_pages * 4,
+            grow_pages * 4,
+            saved_pct.0,
+            saved_pct.1,
+            lower * 4
+        );
+        report::emit("bench", |r| {
+            r.str("name", name)
+                .u64("threads", n)
+                .str("workload", if mixed { "mixed" } else { "idle" })
+                .u64("fixed16k_bytes", fixed_pages * 4096)
+                .u64("grow_bytes", grow_pages * 4096)
+                .u64("lower_bound_bytes", lower * 4096)
+                .fmt(
+                    "saved_pct",
+                    format_args!("{}.{:02}", saved_pct.0, saved_pct.1),
+                )
+                .fmt("grow_over_bound", format_args!("{bi}.{bf:02}"))
+        });
     }
     crate::growth::set_mode(saved);
-    let (grow_pages, lower) = rows[0];
-    let (fixed_pages, _) = rows[1];
-    let saved_pct = ratio((fixed_pages - grow_pages) * 100, fixed_pages);
-    let (bi, bf) = ratio(grow_pages, lower);
-    log::info!(
-        "bench memory: {n} threads: fixed(16K) {} KiB, grow(4K,32K) {} KiB ({}.{:02}% saved), lower bound {} KiB (grow = {bi}.{bf:02} x bound)",
-        fixed_pages * 4,
-        grow_pages * 4,
-        saved_pct.0,
-        saved_pct.1,
-        lower * 4
-    );
-    report::emit("bench", |r| {
-        r.str("name", "memory")
-            .u64("threads", n)
-            .u64("fixed16k_bytes", fixed_pages * 4096)
-            .u64("grow_bytes", grow_pages * 4096)
-            .u64("lower_bound_bytes", lower * 4096)
-            .fmt(
-                "saved_pct",
-                format_args!("{}.{:02}", saved_pct.0, saved_pct.1),
-            )
-            .fmt("grow_over_bound", format_args!("{bi}.{bf:02}"))
-    });
 }
