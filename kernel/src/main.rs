@@ -46,7 +46,7 @@ pub fn kernel_image() -> (u64, u64) {
     *KERNEL_IMAGE.get().unwrap_or(&(0, 0))
 }
 
-fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+fn kernel_main(boot_info: &mut BootInfo) -> ! {
     time::mark_entry(cpu::rdtsc());
     serial::init();
     KERNEL_OFFSET.call_once(|| boot_info.kernel_image_offset);

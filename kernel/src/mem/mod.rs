@@ -47,7 +47,7 @@ pub(crate) fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R)
 }
 
 /// Sets up frames, page tables and the heap. Must run once, before anything allocates.
-pub fn init(boot_info: &'static mut BootInfo) {
+pub fn init(boot_info: &BootInfo) {
     let offset = boot_info
         .physical_memory_offset
         .into_option()
@@ -61,7 +61,7 @@ pub fn init(boot_info: &'static mut BootInfo) {
     // SAFETY: CR3 names the active level-4 table; with all physical memory mapped at `offset`
     // this is its virtual address. This is the only `&mut` ever made to it (it moves into
     // MAPPER, and `init` runs once).
-    let l4: &'static mut PageTable = unsafe { &mut *(l4_virt as *mut PageTable) };
+    let l4: &mut PageTable = unsafe { &mut *(l4_virt as *mut PageTable) };
     assert!(
         l4[kva::l4_index()].is_unused(),
         "level-4 slot {} at {KVA_BASE:#x} is already used by the boot loader",
