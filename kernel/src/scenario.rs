@@ -760,6 +760,7 @@ fn parked_stack_pages(policy: Policy, n: u64, mixed: bool) -> Option<(u64, u64)>
     static ARRIVED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
     ARRIVED.store(0, core::sync::atomic::Ordering::Relaxed);
     let mut tids = Vec::with_capacity(n as usize);
+    let mut failed = false;
     for k in 0..n {
         // Mostly shallow, some medium, 5% deep (the RFC saw ~5% of tasks fault).
         let (depth, frame) = if !mixed {
@@ -783,15 +784,15 @@ fn parked_stack_pages(policy: Policy, n: u64, mixed: bool) -> Option<(u64, u64)>
         }) {
             Ok(t) => tids.push(t),
             Err(e) => {
+                // The threads already started are parked and released below, as usual.
                 spawn_error("bench", e);
-                for t in tids {
-                    thread::wake(t);
-                    thread::join(t);
-                }
-                return None;
+                failed = true;
+                break;
             }
         }
     }
+    // Every started thread must have blocked before it is woken: a wake that comes first is
+    // lost, and the join would wait for ever.
     while ARRIVED.load(core::sync::atomic::Ordering::Relaxed) < tids.len() as u64 {
         thread::sleep_ms(2);
     }
@@ -802,7 +803,7 @@ fn parked_stack_pages(policy: Policy, n: u64, mixed: bool) -> Option<(u64, u64)>
     for t in tids {
         thread::join(t);
     }
-    Some(pages)
+    (!failed).then_some(pages)
 }
 
 /// `bench memory N`: stack memory of N parked threads under grow(4K,32K) and fixed(16K),
