@@ -10,13 +10,13 @@
 extern crate alloc;
 
 mod arch;
-mod cmd;
-mod fault;
+mod commands;
+mod events;
 mod growth;
 mod mem;
 mod report;
-mod scenario;
-mod stack;
+mod scenarios;
+mod stacks;
 mod thread;
 mod time;
 
@@ -26,7 +26,8 @@ use bootloader_api::{BootInfo, entry_point};
 use stacklab_core::cmdline::MAX_CMDLINE;
 use stacklab_core::proto::{ExitCode, FW_CFG_CMDLINE};
 
-use arch::x86_64::{cpu, fwcfg, gdt, pic, serial};
+use arch::x86_64::gdt::Ist;
+use arch::x86_64::{cpu, fwcfg, gdt, pic, serial, trap};
 
 const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut c = BootloaderConfig::new_default();
@@ -58,11 +59,12 @@ fn kernel_main(boot_info: &mut BootInfo) -> ! {
     });
     mem::init(boot_info);
     report::init_logger();
-    gdt::init();
+    gdt::init(Ist::ALL.map(|i| mem::kva::alloc_stack(i.pages()).1));
+    trap::set_handler(events::handle);
     growth::set_mode(growth::Mode::Abort);
     pic::init();
     cpu::enable_interrupts();
-    stack::enter_boot_stack(on_boot_stack)
+    stacks::enter_boot_stack(on_boot_stack)
 }
 
 extern "sysv64" fn on_boot_stack(_: u64) -> ! {
@@ -101,7 +103,7 @@ extern "sysv64" fn on_boot_stack(_: u64) -> ! {
             .hex("kernel_offset", *KERNEL_OFFSET.get().unwrap_or(&0))
             .str("cmdline", &cmdline)
     });
-    cmd::run_all(&cmdline)
+    commands::run_all(&cmdline)
 }
 
 #[panic_handler]

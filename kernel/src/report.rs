@@ -20,6 +20,25 @@ where
     serial::write_fmt(format_args!("{s}"));
 }
 
+/// The command whose records are being written (stamped into `result` records).
+static COMMAND: spin::Mutex<&'static str> = spin::Mutex::new("");
+
+/// Makes `name` the command that [`result`] records name; returns the previous one, to be
+/// restored when this command ends (`demo` runs commands inside a command).
+pub fn set_command(name: &'static str) -> &'static str {
+    cpu::without_interrupts(|| core::mem::replace(&mut *COMMAND.lock(), name))
+}
+
+/// Writes the running command's `result` record: `{"kind":"result","cmd":NAME, ...}` with
+/// the fields `build` adds.
+pub fn result<F>(build: F)
+where
+    F: for<'a> FnOnce(Record<'a, String>) -> Record<'a, String>,
+{
+    let cmd = cpu::without_interrupts(|| *COMMAND.lock());
+    emit("result", |r| build(r.str("cmd", cmd)));
+}
+
 /// Like [`emit`] for fatal paths: no heap, no lock.
 pub fn emit_fatal<F>(kind: &str, build: F)
 where

@@ -1,6 +1,6 @@
 //! Kernel threads and a round-robin scheduler, preempted by the timer.
 //!
-//! Each thread runs on a stack slot (`crate::stack`) whose index is also its context id for
+//! Each thread runs on a stack slot (`crate::stacks`) whose index is also its context id for
 //! `arch::x86_64::context`. The boot path is thread 1 ("main") on the boot stack. The
 //! scheduler lock is only ever held with interrupts disabled, and never across a switch.
 
@@ -8,12 +8,13 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use core::sync::atomic::AtomicU64;
 use spin::Mutex;
-use stacklab_core::stack::Policy;
+use stacklab_core::stack_layout::Policy;
 
 use crate::arch::x86_64::context::{self, BOOT_CONTEXT};
 use crate::arch::x86_64::{cpu, pic};
-use crate::stack::{self, StackError, ThreadStack};
+use crate::stacks::{self, StackError, ThreadStack};
 
+/// A thread id.
 pub type Tid = u64;
 
 /// The boot path's thread id.
@@ -46,7 +47,7 @@ impl Thread {
     fn context(&self) -> usize {
         self.stack
             .as_ref()
-            .map_or(BOOT_CONTEXT, |s| s.slot.index as usize)
+            .map_or(BOOT_CONTEXT, ThreadStack::context)
     }
 }
 
@@ -104,9 +105,10 @@ where
         s.next_id += 1;
         id
     });
-    let stack = stack::create(policy, tid, name)?;
-    stack::reserve_refill();
-    context::new_thread(stack.slot.index as usize, stack.top(), thread_main, tid);
+    let mut stack = stacks::create(policy, tid, name)?;
+    stacks::reserve_refill();
+    let id = stack.context();
+    context::new_thread(id, &mut stack.owned, thread_main, tid);
     let t = Thread {
         state: State::Ready,
         stack: Some(stack),
@@ -168,9 +170,11 @@ fn make_ready(s: &mut Sched, tid: Tid) {
 /// What `join` learned about a finished thread.
 #[derive(Clone, Copy, Debug)]
 pub struct Joined {
+    /// What the thread's closure returned.
     pub result: u64,
-    /// Growth events over the thread's life, and pages they mapped.
+    /// Growth events over the thread's life.
     pub grow_events: u64,
+    /// Pages those growth events mapped.
     pub grow_pages: u64,
     /// Stack high-water mark in bytes.
     pub high_water: u64,
@@ -199,7 +203,7 @@ pub fn join(tid: Tid) -> Option<Joined> {
         });
         match done {
             Some(Some(t)) => {
-                let r = t.stack.map(stack::release);
+                let r = t.stack.map(stacks::release);
                 return Some(Joined {
                     result: t.result,
                     grow_events: r.map_or(0, |r| r.grow_events),
@@ -292,7 +296,7 @@ fn schedule() {
         }
     };
     // Growth frames are replenished here, in process context, never in the fault path.
-    stack::reserve_refill();
+    stacks::reserve_refill();
     context::switch(from, to, &CURRENT, next);
 }
 
@@ -347,8 +351,8 @@ pub fn live_stack_pages() -> (u64, u64) {
             .filter_map(|t| t.stack.as_ref())
             .fold((0, 0), |(m, b), st| {
                 (
-                    m + stack::mapped_pages(st),
-                    b + stack::live_high_water(st).div_ceil(4096),
+                    m + st.mapped_pages(),
+                    b + st.live_high_water().div_ceil(4096),
                 )
             })
     })

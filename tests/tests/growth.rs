@@ -1,4 +1,4 @@
-//! Issue 4: stacks that grow on demand. For each growth path (`pf-ist`: #PF on its own IST
+//! Stacks that grow on demand. For each growth path (`pf-ist`: #PF on its own IST
 //! stack; `df-recover`: the overflowing #PF escalates to #DF, whose handler maps and returns):
 //! checked deep recursion with the exact page count, the overflow report at the policy's
 //! maximum, a timer interrupt whose delivery is the growth fault, 100 threads growing under
@@ -334,7 +334,7 @@ fn check_overflow_at_max(out: &Outcome, via: &str, vector: u64) {
         rsp.abs_diff(lo) <= PAGE,
         "rsp {rsp:#x} not at the bottom {lo:#x}"
     );
-    assert_backtrace_starts_in(out, a, "stacklab_kernel::scenario::rec");
+    assert_backtrace_starts_in(out, a, "stacklab_kernel::scenarios::recursion::rec");
     assert_exit(out, ExitCode::Abort);
 }
 

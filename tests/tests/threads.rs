@@ -1,4 +1,4 @@
-//! Issue 3: kernel threads on guard-paged stack slots: checked deep recursion, preemption,
+//! Kernel threads on guard-paged stack slots: checked deep recursion, preemption,
 //! high-water marks and their histogram, overflow reports that name the thread, stack
 //! policies and the slot span.
 //!
@@ -73,7 +73,7 @@ fn assert_recurse_overflow(out: &Outcome, tid: u64, bytes: u64) {
         hw <= bytes && hw > bytes - 1024,
         "high-water {hw} of {bytes}"
     );
-    assert_backtrace_starts_in(out, a, "stacklab_kernel::scenario::rec");
+    assert_backtrace_starts_in(out, a, "stacklab_kernel::scenarios::recursion::rec");
     assert_exit(out, ExitCode::Abort);
 }
 

@@ -74,7 +74,8 @@ pub enum ArgError<'a> {
         cmd: &'a str,
         what: &'static str,
         got: &'a str,
-        choices: &'static [&'static str],
+        /// The alternatives, separated by `|`.
+        choices: &'static str,
     },
     /// The arguments parse but do not make sense together.
     Invalid {
@@ -114,7 +115,7 @@ impl fmt::Display for ArgError<'_> {
                 choices,
             } => {
                 write!(f, "{cmd}: {what} must be one of ")?;
-                for (i, c) in choices.iter().enumerate() {
+                for (i, c) in choices.split('|').enumerate() {
                     write!(f, "{}{c}", if i == 0 { "" } else { ", " })?;
                 }
                 write!(f, "; got '{got}'")
@@ -139,6 +140,16 @@ impl<'a> Args<'a> {
             cmd: self.cmd,
             what,
         })
+    }
+
+    /// The name of the command these arguments belong to.
+    pub fn command(&self) -> &'a str {
+        self.cmd
+    }
+
+    /// The next argument, without taking it.
+    pub fn peek(&self) -> Option<&'a str> {
+        self.it.clone().next()
     }
 
     /// The next argument if there is one.
@@ -167,17 +178,16 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// The next argument, which must be one of `choices`.
+    /// The next argument, which must be one of `choices` (alternatives separated by `|`).
     pub fn choice(
         &mut self,
         what: &'static str,
-        choices: &'static [&'static str],
-    ) -> Result<&'a str, ArgError<'a>> {
+        choices: &'static str,
+    ) -> Result<&'static str, ArgError<'a>> {
         let w = self.word(what)?;
         choices
-            .iter()
-            .find(|c| **c == w)
-            .copied()
+            .split('|')
+            .find(|c| *c == w)
             .ok_or(ArgError::BadChoice {
                 cmd: self.cmd,
                 what,
@@ -190,8 +200,8 @@ impl<'a> Args<'a> {
     pub fn optional_choice(
         &mut self,
         what: &'static str,
-        choices: &'static [&'static str],
-    ) -> Result<Option<&'a str>, ArgError<'a>> {
+        choices: &'static str,
+    ) -> Result<Option<&'static str>, ArgError<'a>> {
         let mut peek = self.it.clone();
         if peek.next().is_none() {
             return Ok(None);
@@ -323,18 +333,18 @@ mod tests {
     #[test]
     fn choice_lists_the_alternatives() {
         let c = Command::parse("policy bogus").unwrap();
-        let e = c.args().choice("MODE", &["fixed", "grow"]).unwrap_err();
+        let e = c.args().choice("MODE", "fixed|grow").unwrap_err();
         assert_eq!(
             e.to_string(),
             "policy: MODE must be one of fixed, grow; got 'bogus'"
         );
         let c = Command::parse("policy grow").unwrap();
-        assert_eq!(c.args().choice("MODE", &["fixed", "grow"]), Ok("grow"));
+        assert_eq!(c.args().choice("MODE", "fixed|grow"), Ok("grow"));
     }
 
     #[test]
     fn optional_choice_is_none_only_when_nothing_is_left() {
-        const MODES: &[&str] = &["refill", "hold"];
+        const MODES: &str = "refill|hold";
         let c = Command::parse("reserve 1").unwrap();
         let mut a = c.args();
         assert_eq!(a.number("N", 0, 9), Ok(1));

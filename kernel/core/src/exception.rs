@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::event::Vector;
+
 /// Mnemonic and name of an exception vector (0-31).
 pub fn name(vector: u8) -> (&'static str, &'static str) {
     match vector {
@@ -35,9 +37,9 @@ pub fn name(vector: u8) -> (&'static str, &'static str) {
     }
 }
 
-/// Whether the CPU pushes an error code for this vector.
+/// Whether the CPU pushes an error code for this vector (see [`Vector::pushes_error_code`]).
 pub fn has_error_code(vector: u8) -> bool {
-    matches!(vector, 8 | 10 | 11 | 12 | 13 | 14 | 17 | 21 | 29 | 30)
+    Vector(vector).pushes_error_code()
 }
 
 /// A decoded error code, displayable for reports.

@@ -9,9 +9,11 @@
 extern crate std;
 
 pub mod cmdline;
+pub mod cmdspec;
+pub mod event;
 pub mod exception;
 pub mod fwcfg;
-pub mod growth;
+pub mod growth_rules;
 pub mod proto;
 pub mod runs;
-pub mod stack;
+pub mod stack_layout;

@@ -35,7 +35,9 @@ static FRAMES: Mutex<Frames> = Mutex::new(Frames {
 /// Counters for reports.
 #[derive(Clone, Copy, Debug)]
 pub struct FrameStats {
+    /// Usable frames the allocator manages.
     pub total: u64,
+    /// Frames handed out and not given back.
     pub in_use: u64,
 }
 
@@ -89,7 +91,7 @@ impl Frames {
     }
 
     fn free(&mut self, frame: u64) {
-        // SAFETY: the caller gave up the frame (see `free_frame`); it is usable RAM mapped at
+        // SAFETY: the caller gave up the frame (a `Frame` was consumed by `give_back`); it is usable RAM mapped at
         // phys_offset + frame, and nothing else references it now.
         unsafe { ((self.phys_offset + frame) as *mut u64).write(self.free_head) };
         self.free_head = frame;
@@ -97,26 +99,51 @@ impl Frames {
     }
 }
 
+/// A physical frame that its holder owns: allocated, and neither mapped nor referenced
+/// anywhere else. Not `Copy`: mapping it consumes it ([`super::stackmap::map_page`]), and
+/// [`give_back`] returns it to the allocator, so a frame cannot be freed or mapped twice.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame(PhysFrame);
+
+impl Frame {
+    /// The frame's physical address.
+    pub fn addr(&self) -> u64 {
+        self.0.start_address().as_u64()
+    }
+
+    /// Takes ownership of a frame again.
+    ///
+    /// # Safety
+    /// `addr` must be a frame from [`alloc_zeroed`] that no mapping, reference or other
+    /// `Frame` names any more (it was just unmapped and flushed, or kept as a raw address by
+    /// its only owner).
+    pub(super) unsafe fn from_addr(addr: u64) -> Frame {
+        Frame(PhysFrame::containing_address(PhysAddr::new(addr)))
+    }
+
+    /// Gives up ownership, leaving the raw frame for a page-table entry.
+    pub(super) fn into_phys(self) -> PhysFrame {
+        self.0
+    }
+}
+
 /// Allocates one 4 KiB frame, zero-filled.
-pub fn alloc_zeroed() -> Option<PhysFrame> {
+pub fn alloc_zeroed() -> Option<Frame> {
     let f = crate::arch::x86_64::cpu::without_interrupts(|| FRAMES.lock().alloc())?;
     let virt = super::phys_offset() + f;
     // SAFETY: the frame was just taken from the allocator, so nothing else uses it, and it is
     // mapped writable through the physical-memory window.
     unsafe { core::ptr::write_bytes(virt as *mut u8, 0, PAGE as usize) };
-    Some(PhysFrame::containing_address(PhysAddr::new(f)))
+    Some(Frame(PhysFrame::containing_address(PhysAddr::new(f))))
 }
 
 /// Returns a frame to the allocator.
-///
-/// # Safety
-/// The frame must have come from [`alloc_zeroed`] and must no longer be mapped or referenced
-/// anywhere.
-pub unsafe fn free_frame(frame: PhysFrame) {
-    let a = frame.start_address().as_u64();
+pub fn give_back(frame: Frame) {
+    let a = frame.addr();
     crate::arch::x86_64::cpu::without_interrupts(|| FRAMES.lock().free(a));
 }
 
+/// Frames in total and in use.
 pub fn stats() -> FrameStats {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         let f = FRAMES.lock();
@@ -130,15 +157,10 @@ pub fn stats() -> FrameStats {
 /// Hands frames to the page-table code of the `x86_64` crate (for intermediate tables).
 pub(super) struct TableFrames;
 
-// SAFETY: `alloc_zeroed` returns frames that are unused and zero-filled, as the trait requires.
+// SAFETY: `alloc_zeroed` returns frames that are unused and zero-filled, as the trait requires;
+// ownership passes to the page table that uses it.
 unsafe impl FrameAllocator<Size4KiB> for TableFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        alloc_zeroed()
+        alloc_zeroed().map(Frame::into_phys)
     }
-}
-
-/// Returns a frame that was allocated but never mapped.
-pub fn give_back(frame: PhysFrame) {
-    // SAFETY: the caller got `frame` from `alloc_zeroed` and never mapped or shared it.
-    unsafe { free_frame(frame) }
 }

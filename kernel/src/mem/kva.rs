@@ -5,6 +5,7 @@ use x86_64::VirtAddr;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, Size4KiB};
 
 use super::frame::{self, TableFrames};
+use crate::arch::x86_64::space::OwnedStack;
 
 const PAGE: u64 = 4096;
 /// Base of the guarded-area allocator (IST and other fixed stacks).
@@ -21,26 +22,24 @@ pub const fn l4_index() -> usize {
 /// A mapped range `[bottom, top)` with an unmapped guard page at `[bottom - 4K, bottom)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuardedArea {
+    /// Lowest mapped address.
     pub bottom: u64,
+    /// One past the highest mapped address.
     pub top: u64,
-}
-
-impl GuardedArea {
-    pub fn guard(&self) -> (u64, u64) {
-        (self.bottom - PAGE, self.bottom)
-    }
 }
 
 /// Maps `pages` fresh zeroed pages, writable and not executable, at `[start, start + pages*4K)`.
 ///
 /// Panics if memory runs out or the range is already mapped: both are kernel bugs at the
 /// points where this is called (boot-time set-up).
-pub fn map_range(start: u64, pages: u64) {
+pub(super) fn map_range(start: u64, pages: u64) {
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     super::with_mapper(|m| {
         for i in 0..pages {
             let page = Page::<Size4KiB>::containing_address(VirtAddr::new(start + i * PAGE));
-            let frame = frame::alloc_zeroed().expect("out of physical memory");
+            let frame = frame::alloc_zeroed()
+                .expect("out of physical memory")
+                .into_phys();
             // SAFETY: `page` lies in the kernel's own virtual area, which nothing else maps,
             // and `frame` is a fresh frame owned by nobody else: no existing reference can
             // observe the new mapping.
@@ -51,32 +50,21 @@ pub fn map_range(start: u64, pages: u64) {
     });
 }
 
-/// A guarded area that nothing but its holder uses: made only by [`alloc_owned`], never
-/// copied, so whoever has it may run code on it (see `stackswitch::run_on_owned_stack`).
-#[derive(Debug)]
-pub struct OwnedArea(GuardedArea);
-
-impl OwnedArea {
-    /// Where the area is (for lookups; the copy grants no ownership).
-    pub fn area(&self) -> GuardedArea {
-        self.0
-    }
-}
-
-/// Reserves and maps a fresh guarded area of `pages` pages, owned by the caller.
-pub fn alloc_owned(pages: u64) -> OwnedArea {
-    OwnedArea(alloc_guarded(pages))
-}
-
-/// Reserves and maps a guarded area of `pages` pages.
-pub fn alloc_guarded(pages: u64) -> GuardedArea {
+/// Reserves and maps a fresh guarded area of `pages` pages for a stack: where it is, and the
+/// token to run code on it.
+pub fn alloc_stack(pages: u64) -> (GuardedArea, OwnedStack) {
     let span = (pages + 1) * PAGE;
     let start = GUARDED_NEXT.fetch_add(span, Ordering::Relaxed);
     assert!(start + span <= GUARDED_END, "guarded kernel area exhausted");
     let bottom = start + PAGE;
     map_range(bottom, pages);
-    GuardedArea {
+    let area = GuardedArea {
         bottom,
         top: bottom + pages * PAGE,
-    }
+    };
+    // SAFETY: the bump pointer hands out each range once, and `map_range` just mapped it with
+    // fresh frames, so nothing else references `[bottom, top)`; `top` is page aligned. The
+    // page below `bottom` is never mapped (the next area starts one page higher).
+    let token = unsafe { OwnedStack::new(VirtAddr::new(area.top), pages * PAGE) };
+    (area, token)
 }

@@ -2,14 +2,18 @@
 //! frame there. It is the "plain demand-paging #PF" that stack growth is measured against, and
 //! the ordinary, non-stack fault that the `pf-ist` path must move off its IST stack.
 
+use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{frame, stackmap};
+use crate::arch::x86_64::provoke;
 
 /// Start of the area (2 GiB into the kernel's virtual area).
 pub const BASE: u64 = super::KVA_BASE + (2 << 30);
 /// Size of the area.
 pub const SIZE: u64 = 8 << 20;
+/// The area's range.
+pub const AREA: Range<u64> = BASE..BASE + SIZE;
 const PAGE: u64 = 4096;
 
 static FAULTS: AtomicU64 = AtomicU64::new(0);
@@ -32,13 +36,35 @@ pub fn fault_in(addr: u64) -> bool {
     let Some(f) = frame::alloc_zeroed() else {
         return false;
     };
-    if stackmap::map_page(addr & !(PAGE - 1), f) {
-        FAULTS.fetch_add(1, Ordering::Relaxed);
-        true
-    } else {
-        frame::give_back(f);
-        false
+    match stackmap::map_page(addr & !(PAGE - 1), f) {
+        Ok(()) => {
+            FAULTS.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(f) => {
+            frame::give_back(f);
+            false
+        }
     }
+}
+
+/// Reads the byte at `addr` of the area (the first touch of its page faults it in). `None`
+/// outside the area.
+pub fn read(addr: u64) -> Option<u8> {
+    // SAFETY: the area belongs to no Rust object; its pages are mapped only by the demand
+    // fault path, which a load here may trigger.
+    contains(addr).then(|| unsafe { provoke::read_byte(addr) })
+}
+
+/// Writes `v` at `addr` of the area (the first touch of its page faults it in). False outside
+/// the area.
+pub fn write(addr: u64, v: u8) -> bool {
+    if !contains(addr) {
+        return false;
+    }
+    // SAFETY: as in `read`: no Rust object owns this memory, so the store aliases nothing.
+    unsafe { provoke::write_byte(addr, v) };
+    true
 }
 
 /// Unmaps every page of the area (for repeated measurements); returns how many were mapped.

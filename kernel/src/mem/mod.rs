@@ -11,13 +11,17 @@
 //! |---|---|
 //! | 0 | kernel heap ([`heap::HEAP_SIZE`]) |
 //! | 1 GiB | guarded areas: IST stacks and other fixed stacks, each above an unmapped page |
-//! | 64 GiB | thread stack slots (`crate::stack`) |
+//! | 2 GiB | the demand-paged area ([`lazy`]) |
+//! | 64 GiB | thread stack slots ([`STACK_REGION`], carved up by `crate::stacks`) |
 
 pub mod frame;
 pub mod heap;
 pub mod kva;
 pub mod lazy;
+pub mod reserve;
 pub mod stackmap;
+
+use core::ops::Range;
 
 use bootloader_api::BootInfo;
 use spin::{Mutex, Once};
@@ -29,6 +33,14 @@ use x86_64::structures::paging::{OffsetPageTable, PageTable};
 pub const KVA_BASE: u64 = 0xffff_e000_0000_0000;
 /// Highest address the boot loader may use for its dynamic mappings.
 pub const BOOTLOADER_DYNAMIC_END: u64 = 0xffff_c000_0000_0000 - 1;
+
+/// The thread-stack region: 1 GiB, 64 GiB into the kernel's area.
+pub const STACK_REGION: Range<u64> = KVA_BASE + (64 << 30)..KVA_BASE + (65 << 30);
+
+/// Whether `[lo, hi)` lies inside `r`.
+fn contains(r: &Range<u64>, lo: u64, hi: u64) -> bool {
+    lo >= r.start && hi <= r.end && lo <= hi
+}
 
 static PHYS_OFFSET: Once<u64> = Once::new();
 static MAPPER: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
@@ -73,4 +85,25 @@ pub fn init(boot_info: &BootInfo) {
 
     heap::init();
     lazy::init();
+}
+
+/// Why [`probe_read`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeRefused;
+
+/// Reads one byte for the `read ADDR` command, whose point is to see what a fault at `addr`
+/// does: an unmapped address is read (the load faults, and the #PF handler maps memory there
+/// or stops the machine), and so is the demand area. Any other mapped address is refused,
+/// since reading memory that some object owns, or device registers, is not this command's job.
+pub fn probe_read(addr: u64) -> Result<u8, ProbeRefused> {
+    if let Some(v) = lazy::read(addr) {
+        return Ok(v);
+    }
+    if stackmap::is_present(addr) {
+        return Err(ProbeRefused);
+    }
+    // SAFETY: no mapping covers `addr` (checked just above, on this one CPU with nothing
+    // mapping pages outside the fault path), so the load cannot touch memory: it faults, and
+    // the #PF handler decides.
+    Ok(unsafe { crate::arch::x86_64::provoke::read_byte(addr) })
 }

@@ -1,4 +1,5 @@
-//! Page-table work for the thread-stack region, at the level of single entries.
+//! Page-table work for the kernel's own stack and demand areas, at the level of single
+//! entries.
 //!
 //! Intermediate tables for a slot are created when the slot is set up (process context, with
 //! the mapper lock). After that, mapping or unmapping a page of the slot only writes that
@@ -6,11 +7,12 @@
 //! That is what lets a fault handler grow a stack (dynamic-stacks RFC: the fault path must
 //! never allocate nor take a lock a thread can hold).
 
-use x86_64::PhysAddr;
+use x86_64::structures::paging::PageTable;
 use x86_64::structures::paging::page_table::{PageTableEntry, PageTableFlags as F};
-use x86_64::structures::paging::{PageTable, PhysFrame};
+use x86_64::{PhysAddr, VirtAddr};
 
-use super::frame;
+use super::frame::{self, Frame};
+use crate::arch::x86_64::space::{AddressSpace, OwnedStack};
 
 const PAGE: u64 = 4096;
 
@@ -27,15 +29,15 @@ fn l1_entry(va: u64, create: bool) -> Option<*mut PageTableEntry> {
         let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
         // SAFETY: `table` points at a live page table (the active L4, or a table reached
         // through a present entry), mapped through the physical-memory window. Callers keep
-        // to the stack region, whose upper tables only this module edits, under the mapper
-        // lock when `create` is set.
+        // to the kernel's own area, whose upper tables only this module edits, under the
+        // mapper lock when `create` is set.
         let entry = unsafe { &mut (&mut *table)[index] };
         if entry.is_unused() {
             if !create {
                 return None;
             }
             let f = frame::alloc_zeroed()?;
-            entry.set_frame(f, F::PRESENT | F::WRITABLE);
+            entry.set_frame(f.into_phys(), F::PRESENT | F::WRITABLE);
         } else if entry.flags().contains(F::HUGE_PAGE) {
             return None;
         }
@@ -60,84 +62,143 @@ pub fn prepare_tables(lo: u64, hi: u64) -> bool {
     })
 }
 
-/// Maps `frame` at `va` (writable, no-execute). Tables must exist (`prepare_tables`).
-/// Returns false if they do not or the page is already mapped.
-pub fn map_page(va: u64, frame: PhysFrame) -> bool {
+/// Maps `frame` at `va` (writable, no-execute). Tables must exist (`prepare_tables`) and the
+/// page must be unmapped; otherwise the frame comes back unused.
+pub fn map_page(va: u64, frame: Frame) -> Result<(), Frame> {
     let Some(e) = l1_entry(va, false) else {
-        return false;
+        return Err(frame);
     };
-    // SAFETY: `e` is the level-1 entry of `va` in the stack region; the caller owns the slot
-    // containing `va`, so no other code writes this entry concurrently. A not-present entry
-    // has no TLB entry to flush.
+    // SAFETY: `e` is the level-1 entry of `va` in the kernel's own area; the caller owns the
+    // slot containing `va`, so no other code writes this entry concurrently. A not-present
+    // entry has no TLB entry to flush.
     unsafe {
         if !(*e).is_unused() {
-            return false;
+            return Err(frame);
         }
-        (*e).set_frame(frame, F::PRESENT | F::WRITABLE | F::NO_EXECUTE);
+        (*e).set_frame(frame.into_phys(), F::PRESENT | F::WRITABLE | F::NO_EXECUTE);
     }
-    true
+    Ok(())
 }
 
-/// Unmaps `va`, returning its frame (the caller frees it).
-pub fn unmap_page(va: u64) -> Option<PhysFrame> {
+/// Unmaps `va`, returning its frame.
+pub fn unmap_page(va: u64) -> Option<Frame> {
     let e = l1_entry(va, false)?;
     // SAFETY: as in `map_page`; the caller owns the slot and nothing runs on this page any
-    // more, and the TLB entry is flushed before the frame can be reused.
+    // more. The TLB entry is flushed before the frame is handed back, so the returned `Frame`
+    // is the only name of that memory.
     unsafe {
         if (*e).is_unused() {
             return None;
         }
-        let f = PhysFrame::containing_address((*e).addr());
+        let addr = (*e).addr().as_u64();
         (*e).set_unused();
-        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
-        Some(f)
+        x86_64::instructions::tlb::flush(VirtAddr::new(va));
+        Some(Frame::from_addr(addr))
     }
 }
 
-/// Whether `va` is mapped.
+/// Whether `va` is mapped (a present level-1 entry; huge pages are not used here).
 pub fn is_mapped(va: u64) -> bool {
     // SAFETY: reads one entry of a live table (see `l1_entry`).
     l1_entry(va, false).is_some_and(|e| unsafe { !(*e).is_unused() })
 }
 
-/// High-water mark of the zero-filled stack whose mapped part is `[lo, hi)`.
-pub fn high_water(lo: u64, hi: u64) -> u64 {
-    debug_assert!(lo.is_multiple_of(8) && hi > lo);
-    // SAFETY: the caller names the mapped part of a stack it owns and that nothing writes
-    // right now (its thread has exited); it is readable memory of (hi - lo) bytes.
-    let words = unsafe { core::slice::from_raw_parts(lo as *const u64, ((hi - lo) / 8) as usize) };
-    stacklab_core::stack::high_water(words)
+/// Whether any mapping (4 KiB, 2 MiB or 1 GiB page) covers `va` in the active tables.
+pub(super) fn is_present(va: u64) -> bool {
+    let (l4_frame, _) = x86_64::registers::control::Cr3::read();
+    let mut table = table_at(l4_frame.start_address());
+    for level in [4u32, 3, 2, 1] {
+        let index = ((va >> (12 + 9 * (level - 1))) & 511) as usize;
+        // SAFETY: a read of one entry of a live table reached through present entries and
+        // the physical-memory window; nothing is written.
+        let entry = unsafe { &(&*table)[index] };
+        if !entry.flags().contains(F::PRESENT) {
+            return false;
+        }
+        if level == 1 || entry.flags().contains(F::HUGE_PAGE) {
+            return true;
+        }
+        table = table_at(entry.addr());
+    }
+    true
 }
 
-/// Maps `[lo, hi)` with fresh zeroed frames. Returns false (having mapped nothing) if memory
-/// runs out.
-pub fn map_range(lo: u64, hi: u64) -> bool {
+/// The kernel's page tables as the arch layer may query them: only the kernel's own area
+/// ([`super::KVA_BASE`] onwards: heap, guarded stacks, demand area, thread stacks), all of it
+/// ordinary RAM, answers "mapped". The walk takes no lock, so a fault handler may ask.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelSpace;
+
+// SAFETY: `is_mapped` is true only for a present 4 KiB page of the kernel's own area, which
+// maps nothing but RAM frames from the frame allocator, writable. Every stack in that area
+// has an unmapped page below it: guarded areas (`kva`) leave one below each, and the lowest
+// page of a thread-stack slot is never mapped (`stacklab_core::stack_layout`).
+unsafe impl AddressSpace for KernelSpace {
+    fn is_mapped(&self, va: VirtAddr) -> bool {
+        va.as_u64() >= super::KVA_BASE && is_mapped(va.as_u64())
+    }
+}
+
+/// High-water mark of the zero-filled stack whose mapped part is `[lo, hi)`: the first
+/// non-zero word from the bottom, as Linux's CONFIG_DEBUG_STACK_USAGE measures it. Reads
+/// only pages that are mapped (a hole ends the measurement at its top).
+pub fn high_water(lo: u64, hi: u64) -> u64 {
+    debug_assert!(lo.is_multiple_of(8) && hi > lo);
+    let mut lo = lo;
+    while lo < hi && !KernelSpace.is_range_mapped(VirtAddr::new(lo), VirtAddr::new(hi)) {
+        lo = (lo | (PAGE - 1)) + 1;
+    }
+    let mut a = lo;
+    while a < hi {
+        // SAFETY: `[lo, hi)` is mapped ordinary memory (checked above), `a` is 8-byte
+        // aligned; a volatile read of a plain integer is valid whatever its owner does.
+        if unsafe { core::ptr::read_volatile(a as *const u64) } != 0 {
+            return hi - a;
+        }
+        a += 8;
+    }
+    0
+}
+
+/// Maps `[lo, hi)` (page aligned, inside prepared tables) with fresh zeroed frames and returns
+/// the token for the stack it makes. `None` (having mapped nothing) if memory runs out or any
+/// page was already mapped.
+pub fn map_fresh_stack(lo: u64, hi: u64) -> Option<OwnedStack> {
     let mut va = lo;
     while va < hi {
-        let ok = frame::alloc_zeroed().is_some_and(|f| {
-            map_page(va, f) || {
-                // SAFETY: the frame was just allocated and never mapped.
-                unsafe { frame::free_frame(f) };
+        let ok = frame::alloc_zeroed().is_some_and(|f| match map_page(va, f) {
+            Ok(()) => true,
+            Err(f) => {
+                frame::give_back(f);
                 false
             }
         });
         if !ok {
             unmap_range(lo, va);
-            return false;
+            return None;
         }
         va += PAGE;
     }
-    true
+    // SAFETY: every page of `[lo, hi)` was unmapped before this call and now holds a fresh
+    // frame that nothing else names, so no reference into the range exists and only the
+    // token's holder can use it; `hi` is page aligned.
+    Some(unsafe { OwnedStack::new(VirtAddr::new(hi), hi - lo) })
 }
 
-/// Unmaps `[lo, hi)` and frees its frames; returns how many pages were mapped.
+/// Unmaps `[lo, hi)` and frees its frames; returns how many pages were mapped. Only for the
+/// thread-stack region and the demand area, whose pages no Rust object outlives (panics
+/// otherwise); a stack's [`OwnedStack`] must be gone first.
 pub fn unmap_range(lo: u64, hi: u64) -> u64 {
+    assert!(
+        super::contains(&super::STACK_REGION, lo, hi)
+            || super::contains(&super::lazy::AREA, lo, hi),
+        "unmap_range({lo:#x}, {hi:#x}) outside the stack region and the demand area"
+    );
     let mut n = 0;
     let mut va = lo;
     while va < hi {
         if let Some(f) = unmap_page(va) {
-            // SAFETY: the page was just unmapped (and flushed); its frame is referenced nowhere.
-            unsafe { frame::free_frame(f) };
+            frame::give_back(f);
             n += 1;
         }
         va += PAGE;

@@ -4,14 +4,19 @@
 //! context id (the thread's stack slot) holds only the stack pointer. The same instruction sequence that moves RSP to the next stack also
 //! publishes the next thread's id as "current", with interrupts off, so no interrupt handler
 //! can observe RSP on one thread's stack and "current" naming another (the race tglx pointed
-//! out in the dynamic-stacks RFC, facts.md §3).
+//! out in the dynamic-stacks RFC, LKML 2024).
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Context ids: one per thread-stack slot, plus one for the boot thread.
-pub const BOOT_CONTEXT: usize = crate::stack::MAX_SLOTS;
-const CONTEXTS_LEN: usize = crate::stack::MAX_SLOTS + 1;
+use super::space::OwnedStack;
+
+/// Context ids `0..MAX_THREAD_CONTEXTS` are for thread stacks (the kernel uses its slot
+/// index); [`BOOT_CONTEXT`] is the boot thread's.
+pub const MAX_THREAD_CONTEXTS: usize = 4096;
+/// The boot thread's context id.
+pub const BOOT_CONTEXT: usize = MAX_THREAD_CONTEXTS;
+const CONTEXTS_LEN: usize = MAX_THREAD_CONTEXTS + 1;
 
 /// Saved stack pointer of every switched-out context; 0 means "running or unused".
 /// Only `new_thread` and `switch_asm` write a non-zero value, always a pointer to a frame
@@ -22,14 +27,15 @@ static CONTEXTS: [AtomicU64; CONTEXTS_LEN] = [const { AtomicU64::new(0) }; CONTE
 const SAVED_WORDS: u64 = 7;
 
 /// Prepares a new thread's stack so that switching to context `id` calls `entry(arg)` on it
-/// with interrupts disabled. `top` is the stack's top: 16-byte aligned, with the page below
-/// it mapped (checked) and owned by the new thread.
-pub fn new_thread(id: usize, top: u64, entry: extern "sysv64" fn(u64) -> !, arg: u64) {
-    assert!(top.is_multiple_of(16) && id < BOOT_CONTEXT);
-    assert!(
-        crate::mem::stackmap::is_mapped(top - 8),
-        "new thread stack top {top:#x} is not mapped"
-    );
+/// with interrupts disabled. The caller keeps `stack` for as long as the thread lives.
+pub fn new_thread(
+    id: usize,
+    stack: &mut OwnedStack,
+    entry: extern "sysv64" fn(u64) -> !,
+    arg: u64,
+) {
+    assert!(id < BOOT_CONTEXT);
+    let top = stack.top().as_u64();
     let rsp = top - (SAVED_WORDS + 1) * 8;
     // Pop order in `switch_asm`: r15, r14, r13, r12, rbx, rbp, then `ret`.
     let frame: [u64; 8] = [
@@ -42,8 +48,9 @@ pub fn new_thread(id: usize, top: u64, entry: extern "sysv64" fn(u64) -> !, arg:
         thread_trampoline as *const () as u64,
         0,
     ];
-    // SAFETY: [rsp, top) is 64 bytes at the top of the page checked above, 8-byte aligned,
-    // and belongs to a thread that has not run yet, so nothing else reads or writes it.
+    // SAFETY: [rsp, top) is the top 64 bytes of `stack`, which the exclusive borrow of its
+    // token says is mapped and used by nothing else (its thread has not run yet); 16-byte
+    // aligned by the token's contract.
     unsafe { core::ptr::copy_nonoverlapping(frame.as_ptr(), rsp as *mut u64, frame.len()) };
     CONTEXTS[id].store(rsp, Ordering::Release);
 }

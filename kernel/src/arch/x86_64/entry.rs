@@ -1,19 +1,36 @@
 //! Trap entry: one naked stub per vector, and the common path that saves a full register
 //! frame, calls [`super::trap::dispatch`] and returns with `iretq`.
 //!
-//! Stack layout at the call (lowest address first) is exactly [`TrapFrame`]:
-//! 15 general registers pushed by `trap_common`, then the vector and error code pushed by the
-//! stub (a zero error code for vectors where the CPU pushes none), then the frame the CPU
-//! pushed (RIP, CS, RFLAGS, RSP, SS; SDM Vol. 3A §6.14.1, 64-bit mode always pushes SS:RSP).
-//! The CPU aligns RSP to 16 bytes before pushing its frame; the 22 quadwords above keep the
+//! Stack layout at the call (lowest address first) is exactly [`TrapFrame`]: 15 general
+//! registers and one pad word pushed by `trap_common`; the vector, the event data and (for
+//! vectors where the CPU pushes none, [`Vector::pushes_error_code`]) a zero error code pushed by
+//! the stub; then the frame the CPU pushed (RIP, CS, RFLAGS, RSP, SS; SDM Vol. 3A §6.14.1:
+//! 64-bit mode always pushes SS:RSP, after aligning RSP to 16 bytes). The 24 quadwords keep the
 //! call to `dispatch` 16-byte aligned as the System V ABI requires.
+//!
+//! **Event data.** CR2 is one register, and a second page fault overwrites it before a single
+//! instruction of the first handler runs. The #PF stub therefore copies CR2 into a static with
+//! instructions that touch no stack, and only then pushes anything: if one of its pushes
+//! crosses an unmapped stack edge, the fault escalates to #DF (on a gate, the nested #PF
+//! cannot push its frame either), whose stub has its own static, and the push is retried
+//! after #DF returns with the outer CR2 still in the static. The value lands in the frame as
+//! `data`, the way a FRED frame carries event data (Linux `arch/x86/include/asm/fred.h`,
+//! `struct fred_ss` and the event-data word). Both the #PF and the #DF stub then clear CR2, so
+//! a #DF that finds CR2 zero knows no page fault escalated to it (a stale CR2 would otherwise
+//! misdiagnose it, as Linux's `exc_double_fault` comments).
 
 use core::arch::naked_asm;
+use core::sync::atomic::AtomicU64;
+use stacklab_core::event::Vector;
+use x86_64::VirtAddr;
+
+use super::space::AddressSpace;
 
 /// Registers saved on trap entry, in memory order. `dispatch` may modify it; the exit path
 /// restores every field, so a handler can resume the interrupted code anywhere it likes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
+#[allow(missing_docs)] // register names
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,
@@ -30,7 +47,13 @@ pub struct TrapFrame {
     pub rcx: u64,
     pub rbx: u64,
     pub rax: u64,
+    /// Keeps the frame an even number of quadwords.
+    pub pad: u64,
+    /// The vector the stub was entered for.
     pub vector: u64,
+    /// Event data captured by the stub at delivery: CR2 for #PF and #DF, else 0.
+    pub data: u64,
+    /// The CPU's error code, or 0 for vectors without one.
     pub error_code: u64,
     pub rip: u64,
     pub cs: u64,
@@ -41,13 +64,27 @@ pub struct TrapFrame {
 
 /// Size of a [`TrapFrame`] in bytes (the assembly below depends on it).
 pub const TRAP_FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
-const _: () = assert!(TRAP_FRAME_SIZE == 22 * 8);
+const _: () = assert!(TRAP_FRAME_SIZE == 24 * 8 && TRAP_FRAME_SIZE.is_multiple_of(16));
+
+/// Words 0-1: CR2 as the #PF stub captured it, and the stub's scratch for RAX; words 2-3: the
+/// same for the #DF stub, which can interrupt the #PF stub between its capture and its push.
+static CAPTURE: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// Byte offset of a vector's capture words in [`CAPTURE`].
+const fn capture_offset(vector: u8) -> u64 {
+    if vector == Vector::DOUBLE_FAULT.0 {
+        16
+    } else {
+        0
+    }
+}
 
 /// The shared tail of every stub.
 #[unsafe(naked)]
 unsafe extern "sysv64" fn trap_common() {
-    // Preconditions: the stub pushed the error code (or 0) and the vector.
+    // Preconditions: the stub pushed the error code (or 0), the event data and the vector.
     naked_asm!(
+        "push 0",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14",
         "push r15",
@@ -79,10 +116,72 @@ unsafe extern "sysv64" fn trap_return() {
         "pop rcx",
         "pop rbx",
         "pop rax",
-        // Drop vector and error code.
-        "add rsp, 16",
+        // Drop the pad, vector, event data and error code.
+        "add rsp, 32",
         "iretq",
     );
+}
+
+/// Defines the entry stub of one vector. The error-code push comes from
+/// [`Vector::pushes_error_code`]; #PF and #DF capture CR2 first (see the module docs); a PIC
+/// line counts itself as entered before it touches the stack, so a stack fault taken by one
+/// of its pushes is not mistaken for a lost interrupt (see `pic::recover_lost_irq`).
+macro_rules! stub {
+    ($name:ident, $vector:literal) => {
+        #[unsafe(naked)]
+        unsafe extern "sysv64" fn $name() {
+            naked_asm!(
+                ".if {irq}",
+                "lock inc qword ptr [rip + {irq_entered}]",
+                ".endif",
+                ".if {no_code}",
+                "push 0",
+                ".endif",
+                ".if {capture}",
+                "mov [rip + {cap} + {off} + 8], rax",
+                "mov rax, cr2",
+                "mov [rip + {cap} + {off}], rax",
+                "xor eax, eax",
+                "mov cr2, rax",
+                "mov rax, [rip + {cap} + {off} + 8]",
+                "push qword ptr [rip + {cap} + {off}]",
+                ".else",
+                "push 0",
+                ".endif",
+                "push {v}",
+                "jmp {common}",
+                irq = const Vector($vector).is_pic_line() as u8,
+                irq_entered = sym super::pic::IRQ_ENTERED,
+                no_code = const !Vector($vector).pushes_error_code() as u8,
+                capture = const ($vector == Vector::PAGE_FAULT.0 || $vector == Vector::DOUBLE_FAULT.0) as u8,
+                cap = sym CAPTURE,
+                off = const capture_offset($vector),
+                v = const $vector,
+                common = sym trap_common,
+            );
+        }
+    };
+}
+
+macro_rules! stubs {
+    ($( $name:ident $vector:literal ),* $(,)?) => {
+        $( stub!($name, $vector); )*
+        /// Entry addresses by vector, for the IDT.
+        pub fn stub_addresses() -> [(Vector, u64); STUB_COUNT] {
+            [ $( (Vector($vector), $name as *const () as u64) ),* ]
+        }
+    };
+}
+
+/// Vectors that have a stub: the 32 exceptions and the 16 remapped legacy PIC lines.
+pub const STUB_COUNT: usize = 48;
+
+stubs! {
+    v0 0, v1 1, v2 2, v3 3, v4 4, v5 5, v6 6, v7 7, v8 8, v9 9, v10 10, v11 11, v12 12,
+    v13 13, v14 14, v15 15, v16 16, v17 17, v18 18, v19 19, v20 20, v21 21, v22 22, v23 23,
+    v24 24, v25 25, v26 26, v27 27, v28 28, v29 29, v30 30, v31 31, v32 32, v33 33, v34 34,
+    v35 35, v36 36, v37 37, v38 38, v39 39, v40 40, v41 41, v42 42, v43 43, v44 44, v45 45,
+    v46 46, v47 47,
 }
 
 /// Continues handling a trap on the interrupted stack instead of the IST stack it arrived on:
@@ -90,22 +189,33 @@ unsafe extern "sysv64" fn trap_return() {
 /// and returns to the interrupted code from it. The IST stack is left behind, so a nested
 /// trap of the same vector (which rewinds the IST stack to its top) can no longer overwrite
 /// this frame. This is how the 2026 dynamic-stacks series treats #PFs that are not stack
-/// growth. Returns `false` (doing nothing) if the interrupted stack has no mapped room.
+/// growth. Returns `false` (doing nothing) unless the room for the copy, from the interrupted
+/// RSP down, is mapped without a hole (by the [`AddressSpace`] contract it is then that
+/// stack's own free memory).
 pub fn continue_on_interrupted_stack(
     frame: &TrapFrame,
+    space: &impl AddressSpace,
     handler: extern "sysv64" fn(&mut TrapFrame),
 ) -> bool {
     // 128 bytes of margin below the interrupted RSP (no red zone in this kernel, but cheap).
-    let new = (frame.rsp - 128 - TRAP_FRAME_SIZE as u64) & !15;
-    let room =
-        crate::stack::find(new).is_some_and(|s| s.in_mapped(new) && s.in_mapped(frame.rsp - 1));
-    if !room {
+    let Some(new) = frame
+        .rsp
+        .checked_sub(128 + TRAP_FRAME_SIZE as u64)
+        .map(|a| a & !15)
+    else {
+        return false;
+    };
+    if !space.is_range_mapped(
+        VirtAddr::new_truncate(new),
+        VirtAddr::new_truncate(frame.rsp),
+    ) {
         return false;
     }
-    // SAFETY: [new, new + TRAP_FRAME_SIZE) lies in the mapped part of the interrupted stack
-    // below its saved RSP, which is free memory (nothing lives below RSP); the copy is then
-    // the frame that `trap_return` restores, ending with iretq to the interrupted code with
-    // its own RSP. The IST frame `frame` points at is abandoned, never used again.
+    // SAFETY: [new, frame.rsp) is mapped without a hole from the interrupted RSP down, so by
+    // the AddressSpace contract it is free memory of the interrupted stack (nothing lives
+    // below RSP, and the kernel has no red zone); the copy is then the frame that
+    // `trap_return` restores, ending with iretq to the interrupted code with its own RSP. The
+    // IST frame `frame` points at is abandoned, never used again.
     unsafe {
         core::ptr::copy_nonoverlapping(frame as *const TrapFrame, new as *mut TrapFrame, 1);
         core::arch::asm!(
@@ -119,55 +229,6 @@ pub fn continue_on_interrupted_stack(
             options(noreturn),
         )
     }
-}
-
-/// Defines an entry stub for a vector without a CPU-pushed error code.
-macro_rules! stub_no_code {
-    ($name:ident, $vector:literal) => {
-        #[unsafe(naked)]
-        unsafe extern "sysv64" fn $name() {
-            naked_asm!("push 0", "push {v}", "jmp {common}", v = const $vector, common = sym trap_common);
-        }
-    };
-}
-
-/// Defines an entry stub for a vector where the CPU pushes an error code.
-macro_rules! stub_with_code {
-    ($name:ident, $vector:literal) => {
-        #[unsafe(naked)]
-        unsafe extern "sysv64" fn $name() {
-            naked_asm!("push {v}", "jmp {common}", v = const $vector, common = sym trap_common);
-        }
-    };
-}
-
-macro_rules! stubs {
-    ($( $kind:ident $name:ident $vector:literal ),* $(,)?) => {
-        $( $kind!($name, $vector); )*
-        /// Entry addresses by vector, for the IDT.
-        pub fn stub_addresses() -> [(u8, u64); STUB_COUNT] {
-            [ $( ($vector, $name as *const () as u64) ),* ]
-        }
-    };
-}
-
-/// Vectors that have a stub: the 32 exceptions and the 16 remapped legacy PIC lines.
-pub const STUB_COUNT: usize = 48;
-
-// SDM Vol. 3A Table 6-1: vectors 8, 10-14, 17, 21, 29 and 30 push an error code.
-stubs! {
-    stub_no_code v0 0, stub_no_code v1 1, stub_no_code v2 2, stub_no_code v3 3,
-    stub_no_code v4 4, stub_no_code v5 5, stub_no_code v6 6, stub_no_code v7 7,
-    stub_with_code v8 8, stub_no_code v9 9, stub_with_code v10 10, stub_with_code v11 11,
-    stub_with_code v12 12, stub_with_code v13 13, stub_with_code v14 14, stub_no_code v15 15,
-    stub_no_code v16 16, stub_with_code v17 17, stub_no_code v18 18, stub_no_code v19 19,
-    stub_no_code v20 20, stub_with_code v21 21, stub_no_code v22 22, stub_no_code v23 23,
-    stub_no_code v24 24, stub_no_code v25 25, stub_no_code v26 26, stub_no_code v27 27,
-    stub_no_code v28 28, stub_with_code v29 29, stub_with_code v30 30, stub_no_code v31 31,
-    stub_no_code v32 32, stub_no_code v33 33, stub_no_code v34 34, stub_no_code v35 35,
-    stub_no_code v36 36, stub_no_code v37 37, stub_no_code v38 38, stub_no_code v39 39,
-    stub_no_code v40 40, stub_no_code v41 41, stub_no_code v42 42, stub_no_code v43 43,
-    stub_no_code v44 44, stub_no_code v45 45, stub_no_code v46 46, stub_no_code v47 47,
 }
 
 /// Reads the saved RIP and RSP of `frame` from memory, bypassing anything the compiler cached.

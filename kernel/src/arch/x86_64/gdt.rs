@@ -1,20 +1,24 @@
 //! GDT and TSS, with one IST stack per critical vector.
 //!
-//! Each IST stack is a guarded area (`mem::kva`): an unmapped page below it turns an overflow of
-//! the handler's own stack into a fault instead of silent corruption of whatever lies below.
+//! Each IST stack is handed in by the memory layer as an [`OwnedStack`] with an unmapped page
+//! below it, which turns an overflow of the handler's own stack into a fault instead of silent
+//! corruption of whatever lies below.
 
+use core::ops::Range;
 use spin::Once;
-use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
 use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
 use x86_64::structures::tss::TaskStateSegment;
 
-use crate::mem::kva::{self, GuardedArea};
+use super::space::OwnedStack;
+
+const PAGE: u64 = 4096;
 
 /// IST slots (0-based, as `EntryOptions::set_stack_index` takes them; the TSS field is IST1..7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
+#[allow(missing_docs)] // named for their vectors
 pub enum Ist {
     DoubleFault = 0,
     PageFault = 1,
@@ -23,6 +27,7 @@ pub enum Ist {
 }
 
 impl Ist {
+    /// Every IST stack, in TSS order.
     pub const ALL: [Ist; 4] = [
         Ist::DoubleFault,
         Ist::PageFault,
@@ -30,6 +35,7 @@ impl Ist {
         Ist::MachineCheck,
     ];
 
+    /// The vector's mnemonic.
     pub const fn name(self) -> &'static str {
         match self {
             Ist::DoubleFault => "#DF",
@@ -39,8 +45,13 @@ impl Ist {
         }
     }
 
-    /// Stack size in pages.
-    const fn pages(self) -> u64 {
+    /// The IST number an IDT gate names (1-7).
+    pub const fn tss_index(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// Stack size in pages the kernel should give it.
+    pub const fn pages(self) -> u64 {
         match self {
             // Reports (formatting, backtrace) run here.
             Ist::DoubleFault | Ist::PageFault => 4,
@@ -57,31 +68,34 @@ struct Tables {
 }
 
 static TSS: Once<TaskStateSegment> = Once::new();
-static IST_AREAS: Once<[GuardedArea; 4]> = Once::new();
+/// The IST stacks, owned by the TSS for good.
+static IST_STACKS: Once<[OwnedStack; 4]> = Once::new();
 static TABLES: Once<Tables> = Once::new();
 
-/// The IST stacks, for address-to-stack lookups in fault reports.
-pub fn ist_areas() -> &'static [GuardedArea; 4] {
-    IST_AREAS.get().expect("gdt::init ran")
+/// The mapped part `[bottom, top)` of an IST stack.
+pub fn ist_area(ist: Ist) -> Range<u64> {
+    let s = &IST_STACKS.get().expect("gdt::init ran")[ist as usize];
+    s.bottom().as_u64()..s.top().as_u64()
 }
 
-/// Which IST stack (if any) contains `addr`, or has its guard page there.
-pub fn ist_containing(addr: u64) -> Option<(Ist, GuardedArea)> {
-    let areas = IST_AREAS.get()?;
+/// Which IST stack (if any) contains `addr`, or has its guard page there; with its mapped
+/// part.
+pub fn ist_containing(addr: u64) -> Option<(Ist, Range<u64>)> {
+    IST_STACKS.get()?;
     Ist::ALL
         .into_iter()
-        .zip(areas.iter())
-        .find(|(_, a)| addr >= a.bottom - 4096 && addr < a.top)
-        .map(|(i, a)| (i, *a))
+        .map(|i| (i, ist_area(i)))
+        .find(|(_, a)| addr >= a.start - PAGE && addr < a.end)
 }
 
-/// Builds and loads the GDT and TSS, and reloads every segment register.
-pub fn init() {
-    let areas = IST_AREAS.call_once(|| Ist::ALL.map(|i| kva::alloc_guarded(i.pages())));
+/// Builds and loads the GDT and TSS with the given IST stacks (in [`Ist::ALL`] order, each
+/// with an unmapped page below it), and reloads every segment register. Runs once.
+pub fn init(ist: [OwnedStack; 4]) {
+    let stacks = IST_STACKS.call_once(|| ist);
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        for (ist, area) in Ist::ALL.iter().zip(areas.iter()) {
-            tss.interrupt_stack_table[*ist as usize] = VirtAddr::new(area.top);
+        for (i, s) in Ist::ALL.iter().zip(stacks.iter()) {
+            tss.interrupt_stack_table[*i as usize] = s.top();
         }
         tss
     });
@@ -100,7 +114,7 @@ pub fn init() {
     t.gdt.load();
     // SAFETY: the selectors index descriptors of the GDT just loaded (64-bit code, data, and
     // an available TSS that lives in a static). SS/DS/ES must be reloaded too, or the first
-    // `iretq` would restore a selector from the boot loader's GDT (facts.md §1 pitfall).
+    // `iretq` would restore a selector from the boot loader's GDT.
     unsafe {
         CS::set_reg(t.code);
         SS::set_reg(t.data);

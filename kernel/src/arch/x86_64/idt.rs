@@ -5,8 +5,8 @@
 //! or its own IST stack (the `pf-ist` growth path). #DF, NMI and #MC always have their own IST
 //! stacks (SDM Vol. 3A §6.14.5).
 
-use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Once;
+use stacklab_core::event::Vector;
 use x86_64::VirtAddr;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
@@ -15,6 +15,7 @@ use super::gdt::Ist;
 
 /// Where #PF is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
 pub enum PfDelivery {
     /// A normal interrupt gate: #PF runs on the faulting stack.
     Gate,
@@ -24,7 +25,6 @@ pub enum PfDelivery {
 
 static GATE_IDT: Once<InterruptDescriptorTable> = Once::new();
 static IST_IDT: Once<InterruptDescriptorTable> = Once::new();
-static PF_ON_IST: AtomicBool = AtomicBool::new(false);
 
 fn build(pf: PfDelivery) -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
@@ -38,46 +38,46 @@ fn build(pf: PfDelivery) -> InterruptDescriptorTable {
         // of these vectors share a slot, so one cannot overwrite the other's frame.
         let opts = unsafe {
             match vector {
-                2 => idt
+                Vector::NMI => idt
                     .non_maskable_interrupt
                     .set_handler_addr(addr)
                     .set_stack_index(Ist::Nmi as u16),
-                8 => idt
+                Vector::DOUBLE_FAULT => idt
                     .double_fault
                     .set_handler_addr(addr)
                     .set_stack_index(Ist::DoubleFault as u16),
-                14 if pf == PfDelivery::Ist => idt
+                Vector::PAGE_FAULT if pf == PfDelivery::Ist => idt
                     .page_fault
                     .set_handler_addr(addr)
                     .set_stack_index(Ist::PageFault as u16),
-                14 => idt.page_fault.set_handler_addr(addr),
-                18 => idt
+                Vector::PAGE_FAULT => idt.page_fault.set_handler_addr(addr),
+                Vector::MACHINE_CHECK => idt
                     .machine_check
                     .set_handler_addr(addr)
                     .set_stack_index(Ist::MachineCheck as u16),
-                0 => idt.divide_error.set_handler_addr(addr),
-                1 => idt.debug.set_handler_addr(addr),
-                3 => idt.breakpoint.set_handler_addr(addr),
-                4 => idt.overflow.set_handler_addr(addr),
-                5 => idt.bound_range_exceeded.set_handler_addr(addr),
-                6 => idt.invalid_opcode.set_handler_addr(addr),
-                7 => idt.device_not_available.set_handler_addr(addr),
-                10 => idt.invalid_tss.set_handler_addr(addr),
-                11 => idt.segment_not_present.set_handler_addr(addr),
-                12 => idt.stack_segment_fault.set_handler_addr(addr),
-                13 => idt.general_protection_fault.set_handler_addr(addr),
-                16 => idt.x87_floating_point.set_handler_addr(addr),
-                17 => idt.alignment_check.set_handler_addr(addr),
-                19 => idt.simd_floating_point.set_handler_addr(addr),
-                20 => idt.virtualization.set_handler_addr(addr),
-                21 => idt.cp_protection_exception.set_handler_addr(addr),
-                28 => idt.hv_injection_exception.set_handler_addr(addr),
-                29 => idt.vmm_communication_exception.set_handler_addr(addr),
-                30 => idt.security_exception.set_handler_addr(addr),
+                Vector::DIVIDE_ERROR => idt.divide_error.set_handler_addr(addr),
+                Vector::DEBUG => idt.debug.set_handler_addr(addr),
+                Vector::BREAKPOINT => idt.breakpoint.set_handler_addr(addr),
+                Vector::OVERFLOW => idt.overflow.set_handler_addr(addr),
+                Vector::BOUND_RANGE => idt.bound_range_exceeded.set_handler_addr(addr),
+                Vector::INVALID_OPCODE => idt.invalid_opcode.set_handler_addr(addr),
+                Vector::DEVICE_NOT_AVAILABLE => idt.device_not_available.set_handler_addr(addr),
+                Vector::INVALID_TSS => idt.invalid_tss.set_handler_addr(addr),
+                Vector::SEGMENT_NOT_PRESENT => idt.segment_not_present.set_handler_addr(addr),
+                Vector::STACK_SEGMENT => idt.stack_segment_fault.set_handler_addr(addr),
+                Vector::GENERAL_PROTECTION => idt.general_protection_fault.set_handler_addr(addr),
+                Vector::X87_FLOATING_POINT => idt.x87_floating_point.set_handler_addr(addr),
+                Vector::ALIGNMENT_CHECK => idt.alignment_check.set_handler_addr(addr),
+                Vector::SIMD_FLOATING_POINT => idt.simd_floating_point.set_handler_addr(addr),
+                Vector::VIRTUALIZATION => idt.virtualization.set_handler_addr(addr),
+                Vector::CONTROL_PROTECTION => idt.cp_protection_exception.set_handler_addr(addr),
+                Vector::HV_INJECTION => idt.hv_injection_exception.set_handler_addr(addr),
+                Vector::VMM_COMMUNICATION => idt.vmm_communication_exception.set_handler_addr(addr),
+                Vector::SECURITY => idt.security_exception.set_handler_addr(addr),
                 // Reserved exception vectors 9, 15, 22-27, 31: the x86_64 crate does not expose
                 // them as entries; a CPU never raises them.
-                9 | 15 | 22..=27 | 31 => continue,
-                v => idt[v].set_handler_addr(addr),
+                Vector(9 | 15 | 22..=27 | 31) => continue,
+                Vector(v) => idt[v].set_handler_addr(addr),
             }
         };
         let _ = opts;
@@ -91,17 +91,5 @@ pub fn load(pf: PfDelivery) {
         PfDelivery::Gate => GATE_IDT.call_once(|| build(PfDelivery::Gate)),
         PfDelivery::Ist => IST_IDT.call_once(|| build(PfDelivery::Ist)),
     };
-    super::cpu::without_interrupts(|| {
-        idt.load();
-        PF_ON_IST.store(pf == PfDelivery::Ist, Ordering::Relaxed);
-    });
-}
-
-/// The #PF delivery of the loaded IDT.
-pub fn pf_delivery() -> PfDelivery {
-    if PF_ON_IST.load(Ordering::Relaxed) {
-        PfDelivery::Ist
-    } else {
-        PfDelivery::Gate
-    }
+    super::cpu::without_interrupts(|| idt.load());
 }

@@ -1,4 +1,9 @@
 //! x86_64: descriptor tables, trap entry, interrupt controllers, timers and port devices.
+//!
+//! The bottom layer: nothing here names a module of the kernel above it. What it needs from
+//! above arrives as arguments: an [`space::AddressSpace`] to ask about mappings, an
+//! [`space::OwnedStack`] to run code on a stack, and one registered [`trap::Handler`] that
+//! every decoded event goes to.
 
 pub mod backtrace;
 pub mod context;
@@ -10,7 +15,6 @@ pub mod idt;
 pub mod pic;
 pub mod provoke;
 pub mod serial;
+pub mod space;
 pub mod stackswitch;
 pub mod trap;
-
-pub use stackswitch::call_on_stack as call_on_stack_returning;

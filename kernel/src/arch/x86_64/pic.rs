@@ -4,12 +4,11 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use pic8259::ChainedPics;
 use spin::Mutex;
+use stacklab_core::event::Vector;
 use x86_64::instructions::port::Port;
 
 /// First vector of the master PIC after remapping.
-pub const PIC_BASE: u8 = 32;
-/// Timer interrupt vector.
-pub const TIMER_VECTOR: u8 = PIC_BASE;
+pub const PIC_BASE: u8 = Vector::PIC_BASE.0;
 /// Timer frequency.
 pub const TIMER_HZ: u32 = 1000;
 const PIT_HZ: u32 = 1_193_182;
@@ -17,8 +16,10 @@ const PIT_HZ: u32 = 1_193_182;
 // SAFETY: 32 and 40 do not overlap the CPU's exception vectors (0-31) and each other.
 static PICS: Mutex<ChainedPics> = Mutex::new(unsafe { ChainedPics::new(PIC_BASE, PIC_BASE + 8) });
 static TICKS: AtomicU64 = AtomicU64::new(0);
-/// IRQ handlers between their entry and their EOI (see `recover_lost_irq`).
-static IN_IRQ: AtomicU64 = AtomicU64::new(0);
+/// IRQ handlers between their entry and their EOI (see `recover_lost_irq`). The entry stub of
+/// every PIC line increments it as its first instruction, before it touches the stack;
+/// [`acknowledge`] decrements it right after the EOI.
+pub(super) static IRQ_ENTERED: AtomicU64 = AtomicU64::new(0);
 static LOST_RECOVERED: AtomicU64 = AtomicU64::new(0);
 
 /// Remaps the PICs, unmasks only the timer, and starts the PIT at [`TIMER_HZ`].
@@ -44,8 +45,27 @@ pub fn init() {
     });
 }
 
+/// The IRQ-side work of a PIC line's delivery, from `trap::dispatch`: a spurious IRQ 7/15 is
+/// dropped (false); otherwise the timer is counted, the line acknowledged, and the handler
+/// runs next (true). Closes the window the entry stub opened in [`IRQ_ENTERED`].
+pub(super) fn acknowledge(vector: Vector) -> bool {
+    let v = vector.0;
+    let real = !is_spurious(v);
+    if real {
+        if vector == Vector::TIMER {
+            tick();
+        }
+        end_of_interrupt(v);
+    } else if v == PIC_BASE + 15 {
+        // A spurious IRQ 15 still needs an EOI at the master (for the cascade line).
+        end_of_interrupt(PIC_BASE);
+    }
+    IRQ_ENTERED.fetch_sub(1, Ordering::Relaxed);
+    real
+}
+
 /// Acknowledges IRQ `vector` at the PIC(s).
-pub fn end_of_interrupt(vector: u8) {
+fn end_of_interrupt(vector: u8) {
     // `try_lock`: the lock is only ever held with interrupts off, so it is free here unless an
     // exception hit inside `init`; then skipping the EOI is the safe choice.
     if let Some(mut pics) = PICS.try_lock() {
@@ -55,7 +75,7 @@ pub fn end_of_interrupt(vector: u8) {
 }
 
 /// Counts one timer tick; returns the new count.
-pub fn tick() -> u64 {
+fn tick() -> u64 {
     TICKS.fetch_add(1, Ordering::Relaxed) + 1
 }
 
@@ -65,7 +85,7 @@ pub fn ticks() -> u64 {
 }
 
 /// Spurious IRQ 7 / 15 check: reads the in-service register (OCW3) of the right PIC.
-pub fn is_spurious(vector: u8) -> bool {
+fn is_spurious(vector: u8) -> bool {
     let (port, bit) = match vector.wrapping_sub(PIC_BASE) {
         7 => (0x20u16, 7),
         15 => (0xa0u16, 7),
@@ -79,13 +99,20 @@ pub fn ticks_counter() -> &'static AtomicU64 {
     &TICKS
 }
 
-/// Marks the start (true) or the end (false, right after EOI) of an IRQ handler's
-/// acknowledged part.
-pub fn irq_window(open: bool) {
-    if open {
-        IN_IRQ.fetch_add(1, Ordering::Relaxed);
-    } else {
-        IN_IRQ.fetch_sub(1, Ordering::Relaxed);
+/// Sends a specific EOI (OCW2 0x60 | level) for `irq`, and for the cascade line on the
+/// master when `irq` is on the slave: unlike the non-specific EOI it cannot acknowledge a
+/// different line that happens to be in service.
+fn specific_eoi(irq: u8) {
+    let (mut master, mut slave) = (Port::<u8>::new(0x20), Port::<u8>::new(0xa0));
+    // SAFETY: OCW2 writes to the 8259 command ports; a specific EOI clears exactly the named
+    // in-service bit and changes nothing else.
+    unsafe {
+        if irq >= 8 {
+            slave.write(0x60 | (irq - 8));
+            master.write(0x60 | 2);
+        } else {
+            master.write(0x60 | irq);
+        }
     }
 }
 
@@ -101,10 +128,14 @@ fn read_isr(port: u16) -> u8 {
 /// After a fault was resolved: if the PIC shows an IRQ in service while no IRQ handler is
 /// between entry and EOI, the fault hit the delivery of that interrupt (its frame push) and
 /// the CPU consumed the interrupt without running its handler. Without an EOI the PIC would
-/// then block that line (and lower ones) for good. Replays the timer's work and sends the
-/// EOI. Returns how many interrupts were recovered.
+/// then block that line (and lower ones) for good. Replays the timer's work and sends a
+/// specific EOI for exactly that line. Returns how many interrupts were recovered.
+///
+/// A fault taken inside an IRQ's entry stub or dispatch (its frame was delivered, its pushes
+/// crossed the stack's edge) is not a loss: the stub counted itself in [`IRQ_ENTERED`] before
+/// touching the stack, so nothing is replayed and the handler still runs once.
 pub fn recover_lost_irq() -> u64 {
-    if IN_IRQ.load(Ordering::Relaxed) != 0 {
+    if IRQ_ENTERED.load(Ordering::Relaxed) != 0 {
         return 0;
     }
     let (master, slave) = (read_isr(0x20), read_isr(0xa0));
@@ -121,7 +152,7 @@ pub fn recover_lost_irq() -> u64 {
         if irq == 0 {
             tick();
         }
-        end_of_interrupt(PIC_BASE + irq);
+        specific_eoi(irq);
         n += 1;
     }
     LOST_RECOVERED.fetch_add(n, Ordering::Relaxed);

@@ -1,6 +1,11 @@
-//! Deliberate CPU events for scenarios and tests. Each function documents what the CPU does.
+//! Deliberate CPU events for scenarios and tests. Each function documents what the CPU does,
+//! and checks the promise about memory it rests on, or is `unsafe` and says what it is.
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::VirtAddr;
+
+use super::space::AddressSpace;
 
 /// Selector loaded by [`general_protection`]: GDT index 10, past the end of the kernel's
 /// 5-entry GDT, so `mov ds` raises #GP with this selector as the error code
@@ -21,48 +26,89 @@ pub fn general_protection() -> ! {
     unreachable!("loading a selector past the GDT limit must raise #GP")
 }
 
-/// Reads a byte at `addr`, which the caller expects to be unmapped: the #PF handler decides
-/// what happens (a report and stop for addresses nobody owns).
-pub fn read_byte(addr: u64) -> u8 {
+/// Reads the byte at `addr` with one load instruction.
+///
+/// # Safety
+/// Either `addr` is unmapped (the load faults and the #PF handler decides: it maps memory
+/// there and the load is retried, or it stops the machine), or it is mapped ordinary memory
+/// that no one writes concurrently. The value is an integer, valid for any bit pattern.
+pub unsafe fn read_byte(addr: u64) -> u8 {
     let v: u8;
-    // SAFETY: a plain one-byte load. If `addr` is unmapped the resulting #PF is handled by the
-    // kernel's fault path, which either maps memory there and retries or stops the machine;
-    // the loaded value is an integer, valid for any bit pattern.
+    // SAFETY: a plain one-byte load, allowed by the caller's promise.
     unsafe {
         asm!("mov {0}, byte ptr [{1}]", out(reg_byte) v, in(reg) addr, options(nostack, preserves_flags))
     };
     v
 }
 
-/// Writes a non-zero marker word at `addr`, which must lie in the running thread's mapped
-/// stack below the current stack pointer (checked; panics otherwise). Used to calibrate the
-/// high-water mark: the deepest word the thread ever wrote is then exactly known.
-pub fn mark_stack_word(addr: u64, stack_lo: u64) {
-    let rsp = super::cpu::rsp();
-    assert!(
-        addr.is_multiple_of(8) && addr >= stack_lo && addr + 8 <= rsp - 64,
-        "marker {addr:#x} is not free stack below RSP {rsp:#x}"
-    );
-    // SAFETY: checked above: the word is inside the running thread's own mapped stack, below
-    // the live part (RSP minus a margin); nothing there is in use, and the kernel has no red
-    // zone (x86_64-unknown-none), so the compiler keeps no data below RSP.
+/// Writes the byte `v` at `addr` with one store instruction.
+///
+/// # Safety
+/// `addr` must be memory that no Rust object owns and no one else accesses concurrently
+/// (a demand-paged area, say); if it is unmapped the #PF handler maps it or stops the machine.
+pub unsafe fn write_byte(addr: u64, v: u8) {
+    // SAFETY: a plain one-byte store, allowed by the caller's promise.
     unsafe {
-        asm!("mov qword ptr [{0}], {1}", in(reg) addr, in(reg) 0x5354_4b4c_4142_u64, options(nostack, preserves_flags))
+        asm!("mov byte ptr [{0}], {1}", in(reg) addr, in(reg_byte) v, options(nostack, preserves_flags))
     };
 }
 
-/// Moves RSP to `edge` (the lowest mapped address of the running thread's stack) and pushes
-/// one word, so that the push itself is the access below the mapped edge: on a normal #PF gate
-/// the CPU then cannot push the #PF frame either, and the fault becomes #DF. Returns the TSC
-/// cycles the push took (fault handling included). `edge` must be 16-byte aligned, in the
-/// running thread's growable stack (checked by the caller), with RSP above it.
-pub fn push_below(edge: u64) -> u64 {
+/// Why a stack probe refused to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EdgeError {
+    /// The address is not 16-byte aligned.
+    Misaligned,
+    /// It is not below the current stack pointer.
+    NotBelowRsp,
+    /// The memory between it and the stack pointer is not mapped without a hole, so it may
+    /// not be this stack's own.
+    NotOwnStack,
+}
+
+/// Checks that `[addr, RSP)` (RSP being the caller's, minus a margin for this check's own
+/// frame) is mapped without a hole: by the [`AddressSpace`] contract it is then free memory of
+/// the running stack, below everything live.
+fn own_free_stack(addr: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
+    if !addr.is_multiple_of(16) {
+        return Err(EdgeError::Misaligned);
+    }
+    let rsp = super::cpu::rsp();
+    if addr + 64 > rsp {
+        return Err(EdgeError::NotBelowRsp);
+    }
+    if !space.is_range_mapped(VirtAddr::new_truncate(addr), VirtAddr::new_truncate(rsp)) {
+        return Err(EdgeError::NotOwnStack);
+    }
+    Ok(())
+}
+
+/// Writes a non-zero marker word at `addr`, which must be free memory of the running stack
+/// below the stack pointer (checked). Used to calibrate the high-water mark: the deepest word
+/// the thread ever wrote is then exactly known.
+pub fn mark_stack_word(addr: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
+    own_free_stack(addr & !15, space)?;
+    // SAFETY: checked above: the word lies in the running stack's own mapped memory below the
+    // live part; the kernel has no red zone (x86_64-unknown-none), so the compiler keeps no
+    // data below RSP.
+    unsafe {
+        asm!("mov qword ptr [{0}], {1}", in(reg) addr, in(reg) 0x5354_4b4c_4142_u64, options(nostack, preserves_flags))
+    };
+    Ok(())
+}
+
+/// Moves RSP to `edge` and pushes one word, so that the push itself is the access below the
+/// mapped edge: on a normal #PF gate the CPU then cannot push the #PF frame either, and the
+/// fault becomes #DF. Returns the TSC cycles the push took, fault handling included. `edge`
+/// must be 16-byte aligned and `[edge, RSP)` the running stack's own mapped memory (checked);
+/// the page below it is normally unmapped, and the growth path maps it.
+pub fn push_below(edge: u64, space: &impl AddressSpace) -> Result<u64, EdgeError> {
+    own_free_stack(edge, space)?;
     let cycles: u64;
-    // SAFETY: only RSP moves, to `edge`, and back; the pushed word lands below the mapped
-    // part, where the fault handler maps the page (or stops the machine). Nothing between the
-    // two RSP moves touches memory through RSP but the push, and interrupts that arrive
-    // meanwhile push their frames below `edge`, which the same growth paths handle. r12/r13
-    // are declared clobbered.
+    // SAFETY: `[edge, RSP)` is the running stack's own free memory (checked), and the pushed
+    // word lands right below it: on this stack's unmapped page (the fault handler maps it or
+    // stops the machine) or, if already mapped, on the same stack's free memory. Only RSP
+    // moves, to `edge` and back; interrupts that arrive meanwhile push their frames below
+    // `edge` the same way. r12/r13 are declared clobbered.
     unsafe {
         asm!(
             "mov r12, rsp",
@@ -84,39 +130,33 @@ pub fn push_below(edge: u64) -> u64 {
             out("r13") _,
         )
     };
-    cycles
+    Ok(cycles)
 }
 
-/// Moves RSP to `edge` and spins with interrupts enabled until the timer tick counter at
-/// `ticks` changes, so that the next interrupt frame is pushed right below the mapped edge
-/// (the interrupt delivery itself is the growth fault). Same contract as [`push_below`].
-pub fn spin_at_edge(edge: u64, ticks: &core::sync::atomic::AtomicU64) {
-    let start = ticks.load(core::sync::atomic::Ordering::Relaxed);
-    // SAFETY: as in `push_below`: RSP sits at the mapped edge while the loop reads one memory
-    // word through a pointer (not through RSP); only interrupt delivery pushes below it.
+/// Moves RSP to `at` and spins with interrupts enabled until the counter `ticks` changes, so
+/// that the next interrupt frame is pushed right below `at` (with `at` the mapped edge, the
+/// interrupt's delivery is the growth fault). Same contract as [`push_below`].
+pub fn spin_at(at: u64, ticks: &AtomicU64, space: &impl AddressSpace) -> Result<(), EdgeError> {
+    own_free_stack(at, space)?;
+    let start = ticks.load(Ordering::Relaxed);
+    // SAFETY: as in `push_below`: RSP sits at `at`, above which is this stack's own live
+    // data, while the loop reads one word through a pointer (not through RSP); only interrupt
+    // delivery pushes below `at`.
     unsafe {
         asm!(
             "mov r12, rsp",
-            "mov rsp, {edge}",
+            "mov rsp, {at}",
             "sti",
             "2:",
             "pause",
             "cmp [{t}], {start}",
             "je 2b",
             "mov rsp, r12",
-            edge = in(reg) edge,
+            at = in(reg) at,
             t = in(reg) ticks.as_ptr(),
             start = in(reg) start,
             out("r12") _,
         )
     };
-}
-
-/// Touches `addr` with a one-byte write (the demand area faults it in).
-pub fn write_byte(addr: u64, v: u8) {
-    // SAFETY: a plain one-byte store; the caller names a page of the demand area, which the
-    // #PF handler maps on first touch, or the fault ends the machine with a report.
-    unsafe {
-        asm!("mov byte ptr [{0}], {1}", in(reg) addr, in(reg_byte) v, options(nostack, preserves_flags))
-    };
+    Ok(())
 }

@@ -1,42 +1,60 @@
-//! The Rust side of trap entry: routes each vector to its handler.
+//! The Rust side of trap entry: decodes what arrived into an [`Event`] and hands it to the
+//! one handler the kernel registered.
 //!
-//! Policy (what a fault means, what to report) lives in safe code in `crate::fault`; this file
-//! only reads the registers that must be read first (CR2 before anything can fault again) and
-//! acknowledges interrupts.
+//! Only what must come first happens here: the event data was captured by the stub (see
+//! `entry`), the arrival stack is found from the frame's address, and a PIC line is counted
+//! and acknowledged (a spurious IRQ 7/15 ends here). Everything else (what a fault means,
+//! whether a stack grows, what to report) is the registered handler's business; this file
+//! knows nothing above the arch layer.
+
+use spin::Once;
+use stacklab_core::event::{Arrival, Event};
 
 use super::entry::TrapFrame;
-use super::{cpu, pic};
+use super::{cpu, gdt, pic, serial};
+
+/// The policy's entry point: the decoded event and the saved registers, which it may edit
+/// to resume anywhere.
+pub type Handler = fn(&Event, &mut TrapFrame);
+
+static HANDLER: Once<Handler> = Once::new();
+
+/// Registers the handler every event goes to. The first call wins; call it before
+/// interrupts are enabled.
+pub fn set_handler(h: Handler) {
+    HANDLER.call_once(|| h);
+}
+
+/// Which stack a frame at `addr` is on.
+fn arrival_of(addr: u64) -> Arrival {
+    match gdt::ist_containing(addr) {
+        Some((ist, _)) => Arrival::Ist(ist.tss_index()),
+        None => Arrival::Interrupted,
+    }
+}
 
 /// Called by `entry::trap_common` with the saved frame.
 pub(super) extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
-    let vector = frame.vector as u8;
-    match vector {
-        3 => crate::fault::breakpoint(frame),
-        8 => {
-            // CR2 first: it still names the address of the #PF that escalated (SDM Vol. 3A,
-            // Interrupt 8), and a later fault would overwrite it.
-            let cr2 = cpu::cr2();
-            crate::fault::double_fault(frame, cr2);
+    let at = frame as *const TrapFrame as u64;
+    let event = Event::decode_idt(
+        frame.vector as u8,
+        frame.error_code,
+        frame.data,
+        arrival_of(at),
+    );
+    if event.vector.is_pic_line() && !pic::acknowledge(event.vector) {
+        return;
+    }
+    match HANDLER.get() {
+        Some(h) => h(&event, frame),
+        None => {
+            use core::fmt::Write;
+            let _ = writeln!(
+                serial::emergency(),
+                "!!! {} before a trap handler was registered; halting",
+                event.vector
+            );
+            cpu::halt_forever()
         }
-        14 => {
-            let cr2 = cpu::cr2();
-            crate::fault::page_fault(frame, cr2)
-        }
-        pic::TIMER_VECTOR => {
-            pic::irq_window(true);
-            pic::tick();
-            pic::end_of_interrupt(vector);
-            pic::irq_window(false);
-            crate::fault::timer(frame);
-        }
-        v if v > pic::TIMER_VECTOR && v < pic::PIC_BASE + 16 => {
-            if !pic::is_spurious(v) {
-                pic::end_of_interrupt(v);
-            } else if v == pic::PIC_BASE + 15 {
-                // A spurious IRQ 15 still needs an EOI at the master (for the cascade line).
-                pic::end_of_interrupt(pic::PIC_BASE);
-            }
-        }
-        _ => crate::fault::fatal(frame, cpu::cr2()),
     }
 }

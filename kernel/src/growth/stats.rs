@@ -1,65 +1,7 @@
-//! Which growth path is active, and what growth has cost: per-path counters and cycle samples
-//! (for `stats` and `bench growth`). Everything here is lock-free, because fault handlers
-//! write it.
+//! What growth has cost: per-path counters and cycle samples (for `stats` and `bench
+//! growth`). Everything here is lock-free, because fault handlers write it.
 
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-
-use crate::arch::x86_64::idt::{self, PfDelivery};
-
-/// How an overflow of a growable stack is turned into growth.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// No growth: #PF on a normal gate, an overflow becomes #DF, which reports and stops (the
-    /// SDM-abort baseline). A growable policy then only has its initial pages.
-    Abort,
-    /// #PF on its own IST stack; non-growth faults move back to the thread's stack.
-    PfIst,
-    /// Like `PfIst` but without moving other faults off the IST stack: the hazard a nested
-    /// #PF exposes (kept for demonstration).
-    PfIstNaive,
-    /// #PF on a normal gate; the overflow escalates to #DF, whose handler maps pages and
-    /// returns (outside the SDM).
-    DfRecover,
-}
-
-impl Mode {
-    pub const NAMES: &'static [&'static str] = &["abort", "pf-ist", "pf-ist-naive", "df-recover"];
-
-    pub fn from_name(s: &str) -> Option<Mode> {
-        match s {
-            "abort" => Some(Mode::Abort),
-            "pf-ist" => Some(Mode::PfIst),
-            "pf-ist-naive" => Some(Mode::PfIstNaive),
-            "df-recover" => Some(Mode::DfRecover),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        Mode::NAMES[self as usize]
-    }
-}
-
-static MODE: AtomicU8 = AtomicU8::new(Mode::Abort as u8);
-
-/// Selects the growth path (and loads the matching IDT).
-pub fn set_mode(m: Mode) {
-    MODE.store(m as u8, Ordering::Relaxed);
-    idt::load(match m {
-        Mode::PfIst | Mode::PfIstNaive => PfDelivery::Ist,
-        Mode::Abort | Mode::DfRecover => PfDelivery::Gate,
-    });
-}
-
-/// The active growth path.
-pub fn mode() -> Mode {
-    match MODE.load(Ordering::Relaxed) {
-        0 => Mode::Abort,
-        1 => Mode::PfIst,
-        2 => Mode::PfIstNaive,
-        _ => Mode::DfRecover,
-    }
-}
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// What kind of event a counter describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +16,9 @@ pub enum Path {
     Demand = 3,
 }
 
+/// Number of paths.
 pub const PATHS: usize = 4;
+/// Path names as `stats` reports them, in `Path as usize` order.
 pub const PATH_NAMES: [&str; PATHS] = ["pf-ist", "pf-gate", "df-recover", "demand"];
 const SAMPLES: usize = 2048;
 
@@ -112,13 +56,19 @@ pub fn record(path: Path, cycles: u64, rip: u64, depth: u64, pages: u64) {
 /// A snapshot of one path's counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Snapshot {
+    /// Events counted.
     pub events: u64,
+    /// Pages they mapped.
     pub pages: u64,
+    /// Handler cycles, summed.
     pub cycles: u64,
+    /// RIP of the last faulting instruction.
     pub last_rip: u64,
+    /// Deepest stack depth a fault reached.
     pub deepest: u64,
 }
 
+/// A snapshot of path `path`'s counters.
 pub fn snapshot(path: usize) -> Snapshot {
     let s = &STATS[path];
     Snapshot {

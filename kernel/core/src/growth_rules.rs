@@ -13,7 +13,7 @@
 //!   0 (#DF always pushes 0; anything else means a corrupt frame), and RIP in kernel text
 //!   (returning to anything else would execute garbage).
 
-use crate::stack::{SlotRange, Zone, zone};
+use crate::stack_layout::{SlotRange, Zone, zone};
 
 /// A live stack slot as the slot table describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub fn judge_df(cr2_slot: Option<LiveSlot>, f: Fault, text: (u64, u64)) -> Verdi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stack::{Layout, PAGE};
+    use crate::stack_layout::{Layout, PAGE};
 
     const K: u64 = 1024;
     const TEXT: (u64, u64) = (0x0080_0000_0000, 0x0080_0010_0000);

@@ -1,0 +1,51 @@
+//! #DF. An abort (SDM Vol. 3A, Interrupt 8): the saved RIP is undefined and the program
+//! cannot be resumed. The event data holds the CR2 that a #PF escalating to this #DF left
+//! behind (the entry stubs clear CR2 after every capture, so 0 means no #PF escalated), and
+//! an overflow is recognised from it, as Linux's `handle_stack_overflow` does. Under
+//! `df-recover`, a #DF that passes every check of `stacklab_core::growth_rules::judge_df` is
+//! resumed after mapping the pages: experimental, outside the architecture.
+
+use core::fmt::Write;
+use stacklab_core::event::Event;
+use stacklab_core::growth_rules::{Fault, Verdict, judge_df};
+
+use super::report;
+use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::entry::TrapFrame;
+use crate::arch::x86_64::serial;
+use crate::growth::{self, Mode, Path};
+use crate::stacks;
+
+pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
+    let t0 = cpu::rdtsc();
+    let cr2 = event.data;
+    let mut refused = None;
+    if growth::mode() == Mode::DfRecover {
+        let f = Fault {
+            cr2,
+            rsp: frame.rsp,
+            rip: frame.rip,
+            error_code: frame.error_code,
+        };
+        match judge_df(stacks::live_slot(cr2), f, crate::kernel_image()) {
+            Verdict::Grow { page, .. } => {
+                match growth::grow(Path::DfRecover, page, t0, frame.rip, cr2) {
+                    Ok(()) => return,
+                    Err(e) => report::grow_failed(frame, cr2, e, "#DF"),
+                }
+            }
+            Verdict::NotGrowth { why } => refused = Some(why),
+            Verdict::Overflow => {}
+        }
+    }
+    let hit = stacks::find(cr2)
+        .filter(|s| s.in_guard(cr2))
+        .or_else(|| stacks::find(frame.rsp).filter(|s| s.in_guard(frame.rsp)));
+    if let Some(s) = hit {
+        report::stack_overflow(frame, cr2, &s, "#DF");
+    }
+    if let Some(why) = refused {
+        let _ = writeln!(serial::emergency(), "df-recover refused: {why}");
+    }
+    report::fatal(frame, cr2)
+}

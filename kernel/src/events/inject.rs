@@ -1,0 +1,71 @@
+//! Fault injection: the one named interface through which tests reach into production fault
+//! paths. A scenario arms an injection; the fault path checks [`take`] at one fixed point and
+//! runs the injected behaviour only then. Disarmed, each check is a single atomic swap.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::arch::x86_64::entry::{self, TrapFrame};
+use crate::mem::lazy;
+
+/// What can be injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injection {
+    /// The next demand fault in the first half of the demand area takes a second demand
+    /// fault from inside its handler, and checks its own saved frame afterwards.
+    NestedDemandFault,
+}
+
+static NESTED_DEMAND_FAULT: AtomicBool = AtomicBool::new(false);
+
+fn flag(i: Injection) -> &'static AtomicBool {
+    match i {
+        Injection::NestedDemandFault => &NESTED_DEMAND_FAULT,
+    }
+}
+
+/// Arms `i` for its next occasion.
+pub fn arm(i: Injection) {
+    flag(i).store(true, Ordering::Relaxed);
+}
+
+/// Whether `i` is armed, disarming it.
+pub fn take(i: Injection) -> bool {
+    flag(i).swap(false, Ordering::Relaxed)
+}
+
+static OUTER_SNAPSHOT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+/// Nested demand faults whose outer frame survived.
+static NESTED_OK: AtomicU64 = AtomicU64::new(0);
+
+/// Nested demand faults whose outer frame survived, since boot.
+pub fn nested_ok() -> u64 {
+    NESTED_OK.load(Ordering::Relaxed)
+}
+
+/// What the outer frame held before the nested fault, and what it holds after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clobbered {
+    /// Saved RIP and RSP before.
+    pub before: (u64, u64),
+    /// The same words after.
+    pub after: (u64, u64),
+}
+
+/// [`Injection::NestedDemandFault`], run by the demand-fault path for a fault at `cr2`:
+/// remembers the frame in statics (a nested handler on the same stack would overwrite
+/// locals), touches a second demand page so a #PF nests inside this handler, and compares.
+pub fn nested_demand_fault(frame: &TrapFrame, cr2: u64) -> Result<(), Clobbered> {
+    OUTER_SNAPSHOT[0].store(frame.rip, Ordering::Relaxed);
+    OUTER_SNAPSHOT[1].store(frame.rsp, Ordering::Relaxed);
+    lazy::read(cr2 + lazy::SIZE / 2);
+    let before = (
+        OUTER_SNAPSHOT[0].load(Ordering::Relaxed),
+        OUTER_SNAPSHOT[1].load(Ordering::Relaxed),
+    );
+    let after = entry::reread_rip_rsp(frame);
+    if after != before {
+        return Err(Clobbered { before, after });
+    }
+    NESTED_OK.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}

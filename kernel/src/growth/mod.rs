@@ -1,0 +1,77 @@
+//! Stack growth as a mechanism: which path is active ([`Mode`]), the step every path shares
+//! once a fault has been judged to be growth ([`grow`]), and what growth has cost
+//! ([`stats`]). The decisions themselves (is this fault growth?) are pure and host-tested in
+//! `stacklab_core::growth_rules`; the fault paths that ask them are in `crate::events`.
+
+pub mod stats;
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use crate::arch::x86_64::idt::{self, PfDelivery};
+use crate::arch::x86_64::{cpu, pic};
+use crate::stacks::{self, FrameSource, GrowError};
+pub use stats::Path;
+
+/// How an overflow of a growable stack is turned into growth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No growth: #PF on a normal gate, an overflow becomes #DF, which reports and stops (the
+    /// SDM-abort baseline). A growable policy then only has its initial pages.
+    Abort,
+    /// #PF on its own IST stack; non-growth faults move back to the thread's stack.
+    PfIst,
+    /// Like `PfIst` but without moving other faults off the IST stack: the hazard a nested
+    /// #PF exposes (kept for demonstration).
+    PfIstNaive,
+    /// #PF on a normal gate; the overflow escalates to #DF, whose handler maps pages and
+    /// returns (outside the SDM).
+    DfRecover,
+}
+
+impl Mode {
+    /// Every mode, in `Mode as u8` order.
+    pub const ALL: [Mode; 4] = [Mode::Abort, Mode::PfIst, Mode::PfIstNaive, Mode::DfRecover];
+
+    /// The mode a `growth` argument names.
+    pub fn from_name(s: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// The mode's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Abort => "abort",
+            Mode::PfIst => "pf-ist",
+            Mode::PfIstNaive => "pf-ist-naive",
+            Mode::DfRecover => "df-recover",
+        }
+    }
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Abort as u8);
+
+/// Selects the growth path (and loads the matching IDT).
+pub fn set_mode(m: Mode) {
+    MODE.store(m as u8, Ordering::Relaxed);
+    idt::load(match m {
+        Mode::PfIst | Mode::PfIstNaive => PfDelivery::Ist,
+        Mode::Abort | Mode::DfRecover => PfDelivery::Gate,
+    });
+}
+
+/// The active growth path.
+pub fn mode() -> Mode {
+    Mode::ALL[MODE.load(Ordering::Relaxed) as usize]
+}
+
+/// Maps the pages from the stack's mapped edge down to `page` with frames from the reserve,
+/// records the event (handler cycles since `t0`, the faulting RIP, the depth CR2 reached),
+/// and replays an interrupt whose delivery was the growth fault. Fault path: no lock, no
+/// allocation.
+pub fn grow(path: Path, page: u64, t0: u64, rip: u64, cr2: u64) -> Result<(), GrowError> {
+    let pages = stacks::grow_down_to(page, FrameSource::Reserve)?;
+    let depth = stacks::live_slot(cr2).map_or(0, |s| s.range.top - cr2);
+    stats::record(path, cpu::rdtsc() - t0, rip, depth, pages);
+    pic::recover_lost_irq();
+    Ok(())
+}
