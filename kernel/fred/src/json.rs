@@ -1,0 +1,1 @@
+//! The JSON driver (not written yet).
