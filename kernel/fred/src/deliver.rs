@@ -281,6 +281,10 @@ fn attempt<T: Trace>(
     } else {
         state.rip
     };
+    // #DF: the SDM (Vol. 3A, Interrupt 8) calls it an abort whose saved CS:RIP is undefined;
+    // Bochs cpu/exception.cc saves the context of the instruction whose delivery faulted and,
+    // classing #DF as a fault, sets RF. The model does what Bochs does; nothing should rely
+    // on those two words of a #DF frame.
     let rflags = if ev.sets_resume_flag() {
         trace.step(Rule::ResumeFlag, 1);
         state.rflags | RFLAGS_RF
@@ -335,7 +339,10 @@ fn attempt<T: Trace>(
             0,
         ],
     };
-    // Written from the top down, as Bochs does: the first write that faults is the highest.
+    // Written from the top down, as Bochs does: the first write that faults is the highest,
+    // and it is the one CR2 names. No source at hand states the hardware's order; the frame
+    // is 64-byte aligned, so it never straddles a page and the order only matters for holes
+    // smaller than a page (which the host's byte ranges allow and page tables do not).
     for i in (0..8).rev() {
         let addr = frame_top.wrapping_sub(64).wrapping_add(8 * i as u64);
         if let Some(cr2) = mem.supervisor_write_fault(addr) {

@@ -33,6 +33,8 @@ pub mod vector {
     pub const AC: u8 = 17;
     /// #MC, machine check.
     pub const MC: u8 = 18;
+    /// #VE, virtualization exception.
+    pub const VE: u8 = 20;
     /// #CP, control protection.
     pub const CP: u8 = 21;
 }
@@ -218,7 +220,7 @@ pub enum ExceptionClass {
     Benign,
     /// #DE, #TS, #NP, #SS, #GP (and #CP, as Bochs classes it).
     Contributory,
-    /// #PF.
+    /// #PF (and #VE, as Bochs classes it).
     PageFault,
     /// #DF itself.
     DoubleFault,
@@ -231,7 +233,7 @@ impl ExceptionClass {
             vector::DE | vector::TS | vector::NP | vector::SS | vector::GP | vector::CP => {
                 ExceptionClass::Contributory
             }
-            vector::PF => ExceptionClass::PageFault,
+            vector::PF | vector::VE => ExceptionClass::PageFault,
             vector::DF => ExceptionClass::DoubleFault,
             _ => ExceptionClass::Benign,
         }

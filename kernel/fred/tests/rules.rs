@@ -629,3 +629,47 @@ fn linux_stack_levels() {
     );
     assert_eq!(l.level(200), 0);
 }
+
+#[test]
+fn table_6_5_double_fault_classes() {
+    // SDM Vol. 3A Table 6-5; Bochs cpu/exception.cc is_exception_OK (and its class table,
+    // which also puts #CP with the contributory exceptions and #VE with #PF).
+    use stacklab_fred::event::ExceptionClass::{self, *};
+    for (v, c) in [
+        (DE, Contributory),
+        (DB, Benign),
+        (NMI, Benign),
+        (UD, Benign),
+        (DF, DoubleFault),
+        (TS, Contributory),
+        (NP, Contributory),
+        (SS, Contributory),
+        (GP, Contributory),
+        (PF, PageFault),
+        (MC, Benign),
+        (CP, Contributory),
+        (VE, PageFault),
+        (0x30, Benign),
+    ] {
+        assert_eq!(ExceptionClass::of(v), c, "vector {v}");
+    }
+    let classes = [Benign, Contributory, PageFault];
+    // Rows: first exception; columns: second. true = #DF.
+    let want = [
+        [false, false, false],
+        [false, true, false],
+        [false, true, true],
+    ];
+    for (i, first) in classes.iter().enumerate() {
+        for (j, second) in classes.iter().enumerate() {
+            assert_eq!(
+                first.escalates(*second),
+                want[i][j],
+                "{first:?} then {second:?}"
+            );
+        }
+    }
+    // Interrupts and software events are benign first events whatever their vector.
+    assert_eq!(Event::external_interrupt(14).first_class(), Benign);
+    assert_eq!(Event::int_n(13, 2).first_class(), Benign);
+}
