@@ -295,6 +295,9 @@ fn attempt<T: Trace>(
     trace.step(Rule::NestedBit, nested_bit as u64);
 
     let mut ss_word = state.ss as u64;
+    // Linux ptrace.h `struct fred_ss` has the STI bit. Bochs computes it in
+    // FRED_EventDelivery, but its caller `interrupt` (cpu/exception.cc) clears the inhibit
+    // mask first, so Bochs's frames never carry it; the model records the state it is given.
     if state.sti_blocking {
         ss_word |= SS_STI_BLOCKING;
     }

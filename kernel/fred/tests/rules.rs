@@ -505,6 +505,26 @@ fn rows() -> Vec<Row> {
                 ..Want::default()
             },
         },
+        // SDM Table 6-5 (benign, then anything: serial); Bochs is_exception_OK: #UD's frame
+        // faults, #PF is delivered as a nested exception on its level 1 with #UD's context.
+        Row {
+            rule: Rule::DoubleFaultClasses,
+            state: with_msrs(kernel(0), pf1_msrs()),
+            event: Event::exception(UD, 0),
+            unmapped: &[(KTOP - 64, KTOP)],
+            opts: d,
+            want: Want {
+                outcome: Some(Outcome::Nested),
+                vector: Some(PF),
+                nested: Some(true),
+                level: Some(1),
+                frame_top: Some(RSP1),
+                attempts: Some(vec![(UD, KTOP - 8)]),
+                words: vec![(0, 2), (1, KRIP), (3, 0x2 | RF), (4, KRSP), (6, KTOP - 8)],
+                after: Some(|s| s.csl() == 1 && s.cr2 == KTOP - 8),
+                ..Want::default()
+            },
+        },
         // SDM 6.15 Interrupt 8; Bochs exception (last_exception_type == DOUBLE_FAULT): the
         // level-3 stack is unmapped too.
         Row {
@@ -540,7 +560,7 @@ fn rows() -> Vec<Row> {
 #[test]
 fn every_row() {
     let rows = rows();
-    assert_eq!(rows.len(), 24);
+    assert_eq!(rows.len(), 25);
     for row in &rows {
         check(row);
     }
@@ -672,4 +692,17 @@ fn table_6_5_double_fault_classes() {
     // Interrupts and software events are benign first events whatever their vector.
     assert_eq!(Event::external_interrupt(14).first_class(), Benign);
     assert_eq!(Event::int_n(13, 2).first_class(), Benign);
+}
+
+#[test]
+fn unmapped_ranges_are_half_open_and_report_the_first_faulting_byte() {
+    use stacklab_fred::FaultProbe;
+    let holes = [(0x1004, 0x2000), (0x3000, 0x3001)];
+    let m = Unmapped(&holes);
+    assert_eq!(m.supervisor_write_fault(0x0FF8), None); // 0xff8..0x1000
+    assert_eq!(m.supervisor_write_fault(0x1000), Some(0x1004));
+    assert_eq!(m.supervisor_write_fault(0x1FF8), Some(0x1FF8));
+    assert_eq!(m.supervisor_write_fault(0x2000), None); // hi is excluded
+    assert_eq!(m.supervisor_write_fault(0x2FF9), Some(0x3000));
+    assert_eq!(m.supervisor_write_fault(0x3001), None);
 }
