@@ -193,3 +193,12 @@ fn finish<T: Trace>(mut after: CpuState, frame: &Frame, trace: &mut T) -> Return
         pending_debug,
     }
 }
+
+impl core::fmt::Display for EretError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.name(), self.rule().what())
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for EretError {}

@@ -232,3 +232,9 @@ pub(crate) fn run<D, T: Trace>(
         }
     }
 }
+
+impl core::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
