@@ -184,6 +184,8 @@ pub fn deliver_with<T: Trace>(
         after.set_csl(d.new_csl);
         after.rsp = d.new_rsp;
         after.rip = d.entry_rip;
+        // Bochs sets RFLAGS to 2; Xen's FRED design note says IA32_FMASK applies to every
+        // delivery. The model follows Bochs (docs/fred.md).
         after.rflags = RFLAGS_FIXED;
         after.sti_blocking = false;
         after.wfe = false;
@@ -237,6 +239,10 @@ fn attempt<T: Trace>(
     mem: &impl FaultProbe,
     trace: &mut T,
 ) -> Result<Delivered, (Fault, u8, u64)> {
+    // A nested exception over a ring-3 event: Bochs still sees CPL 3 here (nothing changed
+    // yet), so it enters at the page base and switches to IA32_FRED_RSP[level], saving the
+    // ring-3 context; only the level follows the ring-0 rule. Xen's FRED design note says such
+    // exceptions "originate from Ring0"; docs/fred.md discusses the difference.
     let from_ring3 = state.cpl == 3;
     let old_csl = if from_ring3 { 0 } else { state.csl() };
 
