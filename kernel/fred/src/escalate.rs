@@ -1,5 +1,11 @@
 //! What happens when delivering an event faults: SDM Table 6-5, shared by FRED and legacy
 //! delivery. Each failed delivery is kept as an [`Attempt`].
+//!
+//! The chain is short: after the first failure every event is a hardware exception and every
+//! further fault is #PF (a frame write) or #GP (a non-canonical entry point). #PF or #GP while
+//! delivering #PF, or #GP while delivering #GP, is #DF; #PF while delivering #GP is serial, so at
+//! most one more #PF comes before #DF; and any fault while delivering #DF is a shutdown. That is
+//! at most four failed deliveries.
 
 use crate::event::{Event, EventType, ExceptionClass, vector};
 use crate::rule::{Rule, Trace};
@@ -77,7 +83,8 @@ pub struct Attempt {
     pub fault: Fault,
 }
 
-/// The failed deliveries, in order (at most four: more is impossible, see [`run`]).
+/// The failed deliveries, in order (at most four; the module documentation says why no more
+/// can happen).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attempts {
     items: [Option<Attempt>; 4],
@@ -157,9 +164,8 @@ pub(crate) struct Escalation<D> {
 /// delivering #DF, a shutdown. `nested_for(prev)` says whether an exception raised while
 /// delivering `prev` carries the nested flag.
 ///
-/// The sequence is bounded: after the first failure every event is a hardware exception, and
-/// every further fault is #PF or #GP, so within three failures the pair (#PF or #GP, #PF or
-/// #GP) either repeats into #DF or started there; a fault on #DF ends it.
+/// The sequence is bounded (at most four failures, see the module documentation); should a
+/// fifth ever be needed the attempt list is full and the result is a shutdown.
 pub(crate) fn run<D, T: Trace>(
     first: Event,
     mut try_deliver: impl FnMut(&Event, bool, &mut T) -> Result<D, (Fault, u8, u64)>,
