@@ -149,8 +149,12 @@ proptest! {
     /// With faults anywhere, delivery still never lowers the CSL, and whatever is delivered
     /// is one of the three outcomes with a failed attempt for every escalation.
     #[test]
-    fn faults_never_lower_csl(msrs in any_msrs(), csl in 0u8..4, ev in any_event(), user_mode in any::<bool>(),
+    fn faults_never_lower_csl(mut msrs in any_msrs(), csl in 0u8..4, ev in any_event(), user_mode in any::<bool>(),
+                              bad_entry in prop::bool::weighted(0.1),
                               holes in prop::collection::vec((0u64..8, 0u64..0x10000, 1u64..0x200), 0..4)) {
+        if bad_entry {
+            msrs.config = FredConfig(msrs.config.0 & 0xFFF | 0x0000_8000_0000_0000);
+        }
         let bases = [RSP0 - 0x8000, RSP1 - 0x8000, RSP2 - 0x8000, RSP3 - 0x8000, KRSP - 0x8000, 0, 0, 0];
         let ranges: Vec<(u64, u64)> = holes.iter().map(|&(b, o, l)| {
             let lo = bases[b as usize] + o;
@@ -161,7 +165,13 @@ proptest! {
         match d.outcome {
             Outcome::Delivered => prop_assert!(d.attempts.is_empty()),
             Outcome::Nested | Outcome::DoubleFault => prop_assert!(!d.attempts.is_empty()),
-            Outcome::Shutdown => prop_assert!(d.delivered.is_none()),
+            Outcome::Shutdown => {
+                // Only a fault while delivering #DF ends it, never a full attempt list.
+                prop_assert!(d.delivered.is_none());
+                let last = d.attempts.get(d.attempts.len() - 1).unwrap();
+                prop_assert!(last.event.is_double_fault());
+                prop_assert!(d.attempts.len() <= 3);
+            }
         }
         if let Some(del) = d.delivered {
             let old = if user_mode { 0 } else { s.csl() };
