@@ -12,6 +12,11 @@
 //!
 //! Return: `{"op": "erets" | "eretu", "fred_enabled", "cpl", "csl", "cs", "ss", "rsp",
 //! "frame": [8]}` (optional `"star"`).
+//!
+//! Legacy IDT delivery, for comparison: `{"op": "legacy", "cpl", "rsp", "rip", "rflags", "cs",
+//! "ss", "event", "unmapped", "rsp0", "ist": [up to 7], "gate_ist": [[vector, index], ...],
+//! "gate_cs", "handler_base"}`; the result has `"ist"` (the gate's index) instead of levels, a
+//! frame of 5 or 6 quadwords, and no nested flag.
 
 use std::format;
 use std::io::{self, BufRead, Write};
@@ -24,6 +29,7 @@ use crate::deliver::{Frame, NestedPolicy, Options, deliver_with};
 use crate::eret::{EretError, erets_with, eretu_with};
 use crate::escalate::Attempt;
 use crate::event::{Event, EventType};
+use crate::legacy::{self, LegacyConfig};
 use crate::mem::Unmapped;
 use crate::msr::{FredConfig, FredMsrs, StackLevels};
 use crate::rule::{Rule, Trace};
@@ -80,9 +86,10 @@ pub fn run_one(text: &str, explain: bool) -> Result<Value, String> {
     let mut out = match op {
         "deliver" => run_deliver(obj, &mut steps)?,
         "erets" | "eretu" => run_return(obj, op == "eretu", &mut steps)?,
+        "legacy" => run_legacy(obj, &mut steps)?,
         other => {
             return Err(format!(
-                "field 'op': unknown operation '{other}' (deliver, erets, eretu)"
+                "field 'op': unknown operation '{other}' (deliver, erets, eretu, legacy)"
             ));
         }
     };
@@ -254,8 +261,19 @@ fn parse_event(v: &Value) -> Result<Event, String> {
     })
 }
 
-fn run_deliver(obj: &Map<String, Value>, steps: &mut Steps) -> Result<Map<String, Value>, String> {
-    check_fields(obj, DELIVER_FIELDS, "a deliver case")?;
+/// The fields every delivery case shares: the interrupted context, the event, the holes.
+struct Context {
+    state: CpuState,
+    event: Event,
+    ranges: Vec<(u64, u64)>,
+}
+
+fn parse_context(
+    obj: &Map<String, Value>,
+    allowed: &[&str],
+    what: &str,
+) -> Result<Context, String> {
+    check_fields(obj, allowed, what)?;
     let cpl = cpl(obj)?;
     let config = FredConfig(num(obj, "config")?.unwrap_or(0));
     let csl = bounded(obj, "csl", 3, config.csl() as u64)? as u8;
@@ -285,18 +303,6 @@ fn run_deliver(obj: &Map<String, Value>, steps: &mut Steps) -> Result<Map<String
     state.sti_blocking = boolean(obj, "sti_blocking", false)?;
     state.wfe = boolean(obj, "wfe", false)?;
     let event = parse_event(obj.get("event").ok_or("missing field 'event'")?)?;
-    let nested = match obj.get("nested_policy") {
-        None => NestedPolicy::AnyEvent,
-        Some(Value::String(s)) if s == "any_event" => NestedPolicy::AnyEvent,
-        Some(Value::String(s)) if s == "hardware_exceptions_only" => {
-            NestedPolicy::HardwareExceptionsOnly
-        }
-        Some(v) => {
-            return Err(format!(
-                "field 'nested_policy': expected \"any_event\" or \"hardware_exceptions_only\", got {v}"
-            ));
-        }
-    };
     let mut ranges = Vec::new();
     if let Some(a) = array(obj, "unmapped")? {
         for (i, r) in a.iter().enumerate() {
@@ -314,11 +320,32 @@ fn run_deliver(obj: &Map<String, Value>, steps: &mut Steps) -> Result<Map<String
             ranges.push((lo, hi));
         }
     }
+    Ok(Context {
+        state,
+        event,
+        ranges,
+    })
+}
+
+fn run_deliver(obj: &Map<String, Value>, steps: &mut Steps) -> Result<Map<String, Value>, String> {
+    let ctx = parse_context(obj, DELIVER_FIELDS, "a deliver case")?;
+    let nested = match obj.get("nested_policy") {
+        None => NestedPolicy::AnyEvent,
+        Some(Value::String(s)) if s == "any_event" => NestedPolicy::AnyEvent,
+        Some(Value::String(s)) if s == "hardware_exceptions_only" => {
+            NestedPolicy::HardwareExceptionsOnly
+        }
+        Some(v) => {
+            return Err(format!(
+                "field 'nested_policy': expected \"any_event\" or \"hardware_exceptions_only\", got {v}"
+            ));
+        }
+    };
 
     let d = deliver_with(
-        &state,
-        &event,
-        &Unmapped(&ranges),
+        &ctx.state,
+        &ctx.event,
+        &Unmapped(&ctx.ranges),
         &Options { nested },
         steps,
     );
@@ -335,20 +362,35 @@ fn run_deliver(obj: &Map<String, Value>, steps: &mut Steps) -> Result<Map<String
         );
         out.insert("level".into(), del.level.into());
         out.insert("new_csl".into(), del.new_csl.into());
-        out.insert("frame_top".into(), hex(del.frame_top));
-        out.insert("new_rsp".into(), hex(del.new_rsp));
-        out.insert(
-            "frame".into(),
-            Value::Array(del.frame.words.iter().map(|&w| hex(w)).collect()),
+        frame_fields(
+            &mut out,
+            (del.frame_top, del.new_rsp),
+            &del.frame.words,
+            del.entry_rip,
         );
-        out.insert("entry_rip".into(), hex(del.entry_rip));
     }
-    out.insert("cr2".into(), hex(d.after.cr2));
+    report_tail(&mut out, d.after.cr2, &d.attempts);
+    Ok(out)
+}
+
+/// Where the frame went, what it holds, where execution continues.
+fn frame_fields(out: &mut Map<String, Value>, (top, rsp): (u64, u64), words: &[u64], entry: u64) {
+    out.insert("frame_top".into(), hex(top));
+    out.insert("new_rsp".into(), hex(rsp));
+    out.insert(
+        "frame".into(),
+        Value::Array(words.iter().map(|&w| hex(w)).collect()),
+    );
+    out.insert("entry_rip".into(), hex(entry));
+}
+
+/// CR2 afterwards and the deliveries that faulted.
+fn report_tail(out: &mut Map<String, Value>, cr2: u64, attempts: &crate::escalate::Attempts) {
+    out.insert("cr2".into(), hex(cr2));
     out.insert(
         "attempts".into(),
-        Value::Array(d.attempts.iter().map(attempt_json).collect()),
+        Value::Array(attempts.iter().map(attempt_json).collect()),
     );
-    Ok(out)
 }
 
 fn attempt_json(a: &Attempt) -> Value {
@@ -432,5 +474,75 @@ fn run_return(
             out.insert("reason".into(), e.rule().what().into());
         }
     }
+    Ok(out)
+}
+
+const LEGACY_FIELDS: &[&str] = &[
+    "op",
+    "cpl",
+    "rsp",
+    "rip",
+    "rflags",
+    "cs",
+    "ss",
+    "event",
+    "unmapped",
+    "rsp0",
+    "ist",
+    "gate_ist",
+    "gate_cs",
+    "handler_base",
+];
+
+fn run_legacy(obj: &Map<String, Value>, steps: &mut Steps) -> Result<Map<String, Value>, String> {
+    let ctx = parse_context(obj, LEGACY_FIELDS, "a legacy case")?;
+    let mut cfg = LegacyConfig::new(
+        num(obj, "rsp0")?.unwrap_or(0),
+        num(obj, "handler_base")?.unwrap_or(0),
+    );
+    cfg.gate_cs = bounded(obj, "gate_cs", 0xFFFF, KERNEL_CS as u64)? as u16;
+    if let Some(a) = array(obj, "ist")? {
+        if a.len() > 7 {
+            return Err(format!(
+                "field 'ist': at most 7 values (IST1..IST7), got {}",
+                a.len()
+            ));
+        }
+        for (i, v) in a.iter().enumerate() {
+            cfg.ist[i] = parse_num(v, &format!("ist[{i}]"))?;
+        }
+    }
+    if let Some(a) = array(obj, "gate_ist")? {
+        for (i, g) in a.iter().enumerate() {
+            let pair = g.as_array().filter(|p| p.len() == 2).ok_or_else(|| {
+                format!("field 'gate_ist[{i}]': expected [vector, index], got {g}")
+            })?;
+            let v = parse_num(&pair[0], &format!("gate_ist[{i}][0]"))?;
+            let n = parse_num(&pair[1], &format!("gate_ist[{i}][1]"))?;
+            if v > 255 || n > 7 {
+                return Err(format!(
+                    "field 'gate_ist[{i}]': vector {v} (at most 255) or index {n} (at most 7) out of range"
+                ));
+            }
+            cfg.gate_ist[v as usize] = n as u8;
+        }
+    }
+    let d = legacy::deliver_with(&ctx.state, &cfg, &ctx.event, &Unmapped(&ctx.ranges), steps);
+    let mut out = Map::new();
+    out.insert("outcome".into(), d.outcome.name().into());
+    if let Some(del) = d.delivered {
+        out.insert(
+            "delivered_event".into(),
+            json!({ "type": del.event.kind.number(), "vector": del.event.vector }),
+        );
+        out.insert("ist".into(), del.ist.into());
+        frame_fields(
+            &mut out,
+            (del.frame_top, del.new_rsp),
+            del.frame.words(),
+            del.entry_rip,
+        );
+    }
+    report_tail(&mut out, d.after.cr2, &d.attempts);
     Ok(out)
 }

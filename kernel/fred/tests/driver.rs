@@ -26,7 +26,7 @@ fn case_file_gives_the_known_answers() {
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "case {}", i + 1);
     }
-    assert_eq!(summary, Summary { ok: 17, errors: 6 });
+    assert_eq!(summary, Summary { ok: 20, errors: 6 });
 }
 
 #[test]
@@ -46,6 +46,10 @@ fn overflow_case_values() {
         got[1]["attempts"][0]["fault"]["address"],
         "0xffffc9000000bfb8"
     );
+    // Cases 25 and 26: the nested NMI's legacy frame is the outer one's, word for word in place.
+    assert_eq!(got[24]["frame_top"], got[25]["frame_top"]);
+    assert_eq!(got[24]["new_rsp"], got[25]["new_rsp"]);
+    assert_ne!(got[24]["frame"][0], got[25]["frame"][0]);
 }
 
 #[test]
