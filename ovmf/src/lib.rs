@@ -274,16 +274,19 @@ impl VarsCopy {
     }
 }
 
-/// Whether a line of OVMF's serial output shows that it found nothing bootable and is
-/// starting its built-in UEFI shell instead (the shell then waits for input forever).
+/// Whether a line of OVMF's serial output shows that it found nothing bootable: it is
+/// starting its built-in UEFI shell instead (which then waits for input forever), or, in
+/// builds without the shell, it says so and waits for a key.
 ///
 /// OVMF's boot manager logs each boot option it tries (`BdsDxe: loading Boot0002 "EFI
-/// Internal Shell" ...`, `BdsDxe: starting Boot0002 "EFI Internal Shell" ...`), and the shell
-/// prints its banner (`UEFI Interactive Shell v2.2`). A boot that reaches the stacklab image
-/// never prints either: the disk is the first boot option.
+/// Internal Shell" ...`, `BdsDxe: starting Boot0002 "EFI Internal Shell" ...`), the shell
+/// prints its banner (`UEFI Interactive Shell v2.2`), and with no option left the boot
+/// manager prints `BdsDxe: No bootable option or device was found.` A boot that reaches the
+/// stacklab image prints none of these: the disk is the first boot option.
 pub fn gave_up_booting(line: &str) -> bool {
     (line.contains("BdsDxe: ") && line.contains("\"EFI Internal Shell\""))
         || line.contains("UEFI Interactive Shell")
+        || line.contains("BdsDxe: No bootable option or device was found")
 }
 
 #[cfg(test)]
@@ -389,6 +392,8 @@ mod tests {
             "BdsDxe: loading Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)",
             "BdsDxe: starting Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)",
             "UEFI Interactive Shell v2.2",
+            // OVMF builds without the shell end here instead.
+            "BdsDxe: No bootable option or device was found.",
         ] {
             assert!(gave_up_booting(line), "{line}");
         }
