@@ -20,7 +20,9 @@ pub enum Output {
 /// One build step and how long it took.
 #[derive(Clone, Debug)]
 pub struct Step {
+    /// `kernel` or `image`.
     pub name: &'static str,
+    /// How long it took.
     pub elapsed: Duration,
     /// The step had nothing to do.
     pub skipped: bool,
@@ -29,8 +31,11 @@ pub struct Step {
 /// The kernel and its image, built.
 #[derive(Clone, Debug)]
 pub struct Built {
+    /// The kernel ELF.
     pub elf: PathBuf,
+    /// The UEFI disk image made from it.
     pub image: PathBuf,
+    /// What was done, in order.
     pub steps: Vec<Step>,
 }
 
@@ -151,7 +156,7 @@ pub fn build_image(elf: &Path, image: &Path, output: Output) -> Result<bool, Err
     if image_up_to_date(elf, image) {
         return Ok(false);
     }
-    if !crate::setup::toolchain_installed(NIGHTLY) {
+    if !crate::toolchain::toolchain_installed(NIGHTLY) {
         return Err(Error::env(format!(
             "the image builder needs the {NIGHTLY} toolchain with rust-src: run `cargo lab setup`"
         )));
@@ -210,7 +215,7 @@ mod tests {
 
     #[test]
     fn image_freshness_needs_newer_mtime_and_matching_source() {
-        let dir = stacklab_ovmf::TempDir::new("build-test").unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let elf = dir.path().join("kernel");
         let other = dir.path().join("other");
         let img = dir.path().join("x.img");
@@ -230,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_bad_elf_is_rejected_before_the_imager_runs() {
-        let dir = stacklab_ovmf::TempDir::new("build-test").unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let elf = dir.path().join("kernel");
         let mut h = crate::elf::tests::header(1, 1, 2, 3);
         h.truncate(52);

@@ -15,32 +15,57 @@ pub enum ErrorKind {
     Environment,
     /// Ctrl-C (exit 130).
     Interrupted,
+    /// Standard output was closed by its reader (exit 141); nothing more is printed.
+    BrokenPipe,
 }
 
 /// A one-line, user-facing error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
+    /// What kind of failure (picks the exit status).
     pub kind: ErrorKind,
+    /// The message, one line.
     pub msg: String,
 }
 
 impl Error {
+    /// A usage error or bad input (exit 2).
     pub fn usage(msg: impl Into<String>) -> Error {
         Error {
             kind: ErrorKind::Usage,
             msg: msg.into(),
         }
     }
+    /// A failed build (exit 2).
     pub fn build(msg: impl Into<String>) -> Error {
         Error {
             kind: ErrorKind::Build,
             msg: msg.into(),
         }
     }
+    /// A missing or broken environment (exit 7).
     pub fn env(msg: impl Into<String>) -> Error {
         Error {
             kind: ErrorKind::Environment,
             msg: msg.into(),
+        }
+    }
+
+    /// Standard output is gone (exit 141).
+    pub fn broken_pipe() -> Error {
+        Error {
+            kind: ErrorKind::BrokenPipe,
+            msg: "standard output was closed".into(),
+        }
+    }
+
+    /// A failed write to standard output: a broken pipe is its own quiet error, anything
+    /// else an environment error.
+    pub fn stdout(e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Error::broken_pipe()
+        } else {
+            Error::env(format!("writing to standard output failed: {e}"))
         }
     }
 
@@ -50,6 +75,7 @@ impl Error {
             ErrorKind::Usage | ErrorKind::Build => status::USAGE,
             ErrorKind::Environment => status::ENVIRONMENT,
             ErrorKind::Interrupted => status::INTERRUPTED,
+            ErrorKind::BrokenPipe => status::BROKEN_PIPE,
         }
     }
 }

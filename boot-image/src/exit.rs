@@ -5,16 +5,29 @@ use stacklab_core::proto::ExitCode;
 
 /// The host tool's exit statuses (see docs/running.md).
 pub mod status {
+    /// The kernel exited `success`.
     pub const SUCCESS: i32 = 0;
+    /// The kernel exited `failure`: a command's result was not ok.
     pub const FAILURE: i32 = 1;
+    /// Usage error, bad input (flag, ELF, image), or a failed build.
     pub const USAGE: i32 = 2;
+    /// The kernel exited `bad-command`.
     pub const BAD_COMMAND: i32 = 3;
+    /// The kernel exited `panic`.
     pub const PANIC: i32 = 4;
+    /// The kernel exited `abort`.
     pub const ABORT: i32 = 5;
+    /// QEMU was killed at the timeout.
     pub const TIMEOUT: i32 = 6;
+    /// Something the tool needs is missing or broken.
     pub const ENVIRONMENT: i32 = 7;
+    /// QEMU ended without a consistent `exit` record.
     pub const NO_EXIT_RECORD: i32 = 8;
+    /// Ctrl-C (128 + SIGINT).
     pub const INTERRUPTED: i32 = 130;
+    /// Standard output was closed by its reader (128 + SIGPIPE, as a shell reports a
+    /// program killed by a broken pipe); QEMU was stopped and nothing more was printed.
+    pub const BROKEN_PIPE: i32 = 141;
 }
 
 /// How a run ended, as far as the kernel is concerned.
@@ -53,12 +66,16 @@ pub enum QemuEnd {
     Signaled(i32),
     /// We killed it after the timeout.
     TimedOut,
+    /// We killed it early because the caller had seen enough (e.g. its output was closed).
+    Stopped,
 }
 
 /// The verdict plus, when it is not a clean kernel exit, a one-line explanation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
+    /// The outcome.
     pub exit: KernelExit,
+    /// Why it is not a clean kernel exit, if so.
     pub problem: Option<String>,
 }
 
@@ -90,6 +107,12 @@ pub fn decide(
                 problem: Some(format!(
                     "timed out after {timeout_secs} s, last serial line: {last}"
                 )),
+            };
+        }
+        QemuEnd::Stopped => {
+            return Verdict {
+                exit: KernelExit::NoExitRecord,
+                problem: Some("QEMU was stopped by the host before the kernel exited".into()),
             };
         }
         QemuEnd::Signaled(sig) => {
@@ -279,6 +302,12 @@ mod tests {
         let v = decide(None, QemuEnd::Signaled(9), 60, None, "");
         assert_eq!(v.exit, KernelExit::NoExitRecord);
         assert!(v.problem.unwrap().contains("signal 9"));
+        let v = decide(Some("success"), QemuEnd::Stopped, 60, None, "");
+        assert_eq!(v.exit, KernelExit::NoExitRecord);
+        assert_eq!(
+            v.problem.unwrap(),
+            "QEMU was stopped by the host before the kernel exited"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use stacklab_ovmf::Firmware;
 
 use crate::build::{self, Output};
 use crate::exit::{self, KernelExit, QemuEnd};
-use crate::qemu::{self, Accel, AccelChoice, Machine};
+use crate::qemu::{self, Accel, AccelChoice, Flow, Machine};
 use crate::record::{self, Line, Record};
 use crate::symbols::Symbolizer;
 use crate::{Error, paths};
@@ -29,26 +29,40 @@ pub const ENV_VERBOSE: &str = "STACKLAB_TEST_VERBOSE";
 /// What to boot with.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// The kernel command line.
     pub cmdline: String,
+    /// QEMU is killed after this long.
     pub timeout: Duration,
+    /// Which accelerator to use.
     pub accel: AccelChoice,
+    /// Guest memory in MiB.
+    pub memory_mib: u64,
 }
 
 impl RunOptions {
-    /// The kernel command line; 60 s timeout; accelerator `auto`.
+    /// The kernel command line; 60 s timeout; accelerator `auto`; 512 MiB of memory.
     pub fn new(cmdline: impl Into<String>) -> RunOptions {
         RunOptions {
             cmdline: cmdline.into(),
             timeout: Duration::from_secs(60),
             accel: AccelChoice::Auto,
+            memory_mib: qemu::DEFAULT_MEMORY_MIB,
         }
     }
+    /// Sets the timeout in seconds.
     pub fn timeout_secs(mut self, secs: u64) -> RunOptions {
         self.timeout = Duration::from_secs(secs);
         self
     }
+    /// Sets the accelerator choice.
     pub fn accel(mut self, accel: AccelChoice) -> RunOptions {
         self.accel = accel;
+        self
+    }
+    /// Sets the guest memory in MiB (QEMU's `-m`; 64 MiB to 64 GiB, else the run is a usage
+    /// error).
+    pub fn memory_mib(mut self, mib: u64) -> RunOptions {
+        self.memory_mib = mib;
         self
     }
 }
@@ -56,16 +70,23 @@ impl RunOptions {
 /// Everything a run produced.
 #[derive(Clone)]
 pub struct Outcome {
+    /// The verdict.
     pub exit: KernelExit,
     /// Why `exit` is not a clean kernel exit (timeout, reset, disagreement), if so.
     pub problem: Option<String>,
+    /// Every `@stacklab` record, in order.
     pub records: Vec<Record>,
     /// The whole serial output, one `\n` per line.
     pub serial: String,
+    /// How the QEMU process ended.
     pub qemu_end: QemuEnd,
+    /// Everything QEMU wrote to stderr.
     pub qemu_stderr: String,
+    /// The accelerator used.
     pub accel: Accel,
+    /// Why that accelerator.
     pub accel_reason: String,
+    /// Wall time of the QEMU run.
     pub elapsed: Duration,
     /// The kernel's load offset from the `ready` record (0 if there was none).
     pub kernel_offset: u64,
@@ -142,9 +163,13 @@ impl fmt::Debug for Outcome {
 /// A built kernel image plus the tools to boot it.
 #[derive(Debug)]
 pub struct Harness {
+    /// The kernel ELF (for symbols).
     pub elf: PathBuf,
+    /// The disk image booted.
     pub image: PathBuf,
+    /// The QEMU binary.
     pub qemu: PathBuf,
+    /// The OVMF files.
     pub firmware: Firmware,
     symbols: Arc<Symbolizer>,
 }
@@ -214,6 +239,7 @@ impl Harness {
             if verbose {
                 eprintln!("[serial] {}", record::strip_control(line));
             }
+            Flow::Continue
         })
     }
 
@@ -227,13 +253,17 @@ impl Harness {
     }
 
     /// Boots once with a chosen accelerator, calling `on_line` for every serial line as it
-    /// arrives (with its classification).
+    /// arrives (with its classification). When `on_line` returns [`Flow::Stop`], QEMU is
+    /// killed at once and the outcome says so ([`QemuEnd::Stopped`]).
+    ///
+    /// If the firmware finds nothing bootable in the image and starts its UEFI shell, QEMU
+    /// is killed at once and the run is a usage error (bad input, exit 2).
     pub fn run_with(
         &self,
         opts: &RunOptions,
         accel: Accel,
         accel_reason: String,
-        on_line: &mut dyn FnMut(&str, &Line),
+        on_line: &mut dyn FnMut(&str, &Line) -> Flow,
     ) -> Result<Outcome, Error> {
         // Validate the command line before paying for a boot.
         qemu::fw_cfg_cmdline(&opts.cmdline)?;
@@ -247,12 +277,14 @@ impl Harness {
             vars: vars.as_ref().map(|v| v.path()),
             cmdline: &opts.cmdline,
             accel,
+            memory_mib: opts.memory_mib,
         };
         let args = machine.args()?;
         let mut serial = String::new();
         let mut records = Vec::new();
         let mut exit_code: Option<String> = None;
         let mut kernel_offset = 0;
+        let mut firmware_gave_up = false;
         let r = qemu::run(&self.qemu, &args, opts.timeout, &mut |line| {
             serial.push_str(line);
             serial.push('\n');
@@ -265,9 +297,21 @@ impl Harness {
                 }
                 records.push(record.clone());
             }
-            on_line(line, &parsed);
+            let flow = on_line(line, &parsed);
+            if records.is_empty() && stacklab_ovmf::gave_up_booting(&record::strip_control(line)) {
+                firmware_gave_up = true;
+                return Flow::Stop;
+            }
+            flow
         })?;
         drop(vars);
+        if firmware_gave_up {
+            return Err(Error::usage(format!(
+                "the firmware found no bootable image in {}: OVMF started its UEFI shell instead \
+                 of a kernel (is it a stacklab UEFI disk image? `cargo lab build` makes one)",
+                self.image.display()
+            )));
+        }
         let verdict = exit::decide(
             exit_code.as_deref(),
             r.end,

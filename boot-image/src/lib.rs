@@ -3,26 +3,35 @@
 //! * [`record`]: the `@stacklab {json}` result protocol (parsing and friendly rendering);
 //! * [`exit`]: mapping the kernel's `exit` record and QEMU's status to a verdict;
 //! * [`elf`] and [`symbols`]: kernel ELF validation and address symbolization;
-//! * [`qemu`]: the one place that spells QEMU's command line, the KVM probe, timeouts;
-//! * [`build`]: kernel and UEFI image builds; [`setup`]: toolchains and packages;
+//! * [`qemu`]: QEMU's command line (the one place that spells it), process supervision
+//!   (timeouts, Ctrl-C, no QEMU left behind) and the KVM probe;
+//! * [`build`]: kernel and UEFI image builds; [`toolchain`]: what rustup has;
+//!   [`setup`]: installing toolchains and packages; [`doctor`]: reporting on all of it;
 //! * [`harness`]: the API the QEMU integration tests in `tests/` use;
-//! * [`cli`]: the `boot-image` binary's argument parsing and commands.
+//! * [`cli`]: the `boot-image` binary's command line and commands; [`out`]: stdout without
+//!   panics.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod build;
 pub mod cli;
+pub mod doctor;
 pub mod elf;
 pub mod error;
 pub mod exit;
 pub mod harness;
+pub mod out;
 pub mod paths;
 pub mod qemu;
 pub mod record;
 pub mod setup;
 pub mod symbols;
+pub mod toolchain;
 
 pub use error::{Error, ErrorKind};
 pub use exit::KernelExit;
 pub use harness::{Harness, Outcome, RunOptions};
-pub use qemu::{Accel, AccelChoice};
+pub use qemu::{Accel, AccelChoice, Flow};
 pub use record::Record;
 pub use stacklab_core::proto::ExitCode;

@@ -1,5 +1,7 @@
 //! `cargo lab ...`: see `boot_image::cli` and docs/running.md.
 
+#![forbid(unsafe_code)]
+
 fn main() {
     // Ctrl-C: kill any QEMU we started (the run then unwinds and cleans its temp files), or
     // exit at once if none is running. A second Ctrl-C always exits.
@@ -11,6 +13,5 @@ fn main() {
             std::process::exit(boot_image::exit::status::INTERRUPTED);
         }
     });
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(boot_image::cli::main(&args));
+    std::process::exit(boot_image::cli::main(std::env::args_os().skip(1)));
 }

@@ -12,6 +12,7 @@ use crate::symbols::Symbolizer;
 /// One machine-readable record from the serial line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record {
+    /// The `kind` field.
     pub kind: String,
     /// The whole JSON object, `kind` included.
     pub json: Value,
@@ -89,9 +90,19 @@ pub enum Line {
     Plain(String),
     /// A record; `before` is any text that preceded the prefix on the same line (e.g. firmware
     /// output that did not end with a newline).
-    Record { before: String, record: Record },
+    Record {
+        /// Text before the prefix on the same line.
+        before: String,
+        /// The record.
+        record: Record,
+    },
     /// A line with the prefix whose JSON could not be read.
-    Malformed { line: String, error: String },
+    Malformed {
+        /// The whole line.
+        line: String,
+        /// Why its JSON could not be read.
+        error: String,
+    },
 }
 
 /// Classifies one serial line (without its line terminator).
@@ -144,6 +155,7 @@ pub fn strip_control(s: &str) -> String {
 /// Text styling: ANSI colors when writing to a terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Style {
+    /// Use ANSI colors.
     pub color: bool,
 }
 
@@ -155,18 +167,23 @@ impl Style {
             s.to_string()
         }
     }
+    /// Green (success).
     pub fn green(self, s: &str) -> String {
         self.paint("32", s)
     }
+    /// Red (failure).
     pub fn red(self, s: &str) -> String {
         self.paint("31", s)
     }
+    /// Yellow (warnings).
     pub fn yellow(self, s: &str) -> String {
         self.paint("33", s)
     }
+    /// Bold.
     pub fn bold(self, s: &str) -> String {
         self.paint("1", s)
     }
+    /// Dim (secondary text).
     pub fn dim(self, s: &str) -> String {
         self.paint("2", s)
     }
@@ -176,12 +193,16 @@ impl Style {
 /// abort addresses can be symbolized.
 #[derive(Debug)]
 pub struct Renderer<'a> {
+    /// How to style the text.
     pub style: Style,
+    /// The kernel's symbols, if known.
     pub symbols: Option<&'a Symbolizer>,
+    /// The load offset from the last `ready` record.
     pub kernel_offset: u64,
 }
 
 impl<'a> Renderer<'a> {
+    /// A renderer; the load offset is 0 until a `ready` record arrives.
     pub fn new(style: Style, symbols: Option<&'a Symbolizer>) -> Renderer<'a> {
         Renderer {
             style,

@@ -1,72 +1,24 @@
-//! `cargo lab setup` and `cargo lab doctor`: toolchains, targets, components, QEMU, OVMF.
+//! `cargo lab setup`: installs what is missing (toolchains, target, components, QEMU, OVMF),
+//! one line per item. [`rust_items`] and [`system_items`] are also what `doctor` reports.
 
 use std::process::{Command, Stdio};
-use std::time::SystemTime;
 
-use crate::paths::{self, KERNEL_TARGET, NIGHTLY, STABLE};
-use crate::{Error, build, qemu};
+use crate::out::say;
+use crate::paths::{KERNEL_TARGET, NIGHTLY, STABLE};
+use crate::toolchain::{
+    capture, installed_components, installed_targets, list_has_component, list_has_toolchain,
+};
+use crate::{Error, qemu};
 
 /// Debian package providing `qemu-system-x86_64`.
 pub const QEMU_PACKAGE: &str = "qemu-system-x86";
 
-fn capture(program: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(program)
-        .args(args)
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Whether `rustup toolchain list` output names this toolchain (`NAME` or `NAME-<host>`).
-pub fn list_has_toolchain(list: &str, name: &str) -> bool {
-    list.lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .any(|t| {
-            t == name
-                || t.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('-') && rest.matches('-').count() >= 3)
-        })
-}
-
-/// Whether an installed-component list names this component (`NAME` or `NAME-<triple>`).
-pub fn list_has_component(list: &str, name: &str) -> bool {
-    list.lines().map(str::trim).any(|c| {
-        c == name
-            || c.strip_prefix(name)
-                .is_some_and(|r| r.starts_with('-') && r.matches('-').count() >= 3)
-    })
-}
-
-/// Whether rustup has this toolchain.
-pub fn toolchain_installed(name: &str) -> bool {
-    capture("rustup", &["toolchain", "list"]).is_some_and(|l| list_has_toolchain(&l, name))
-}
-
-fn installed_targets(tc: &str) -> String {
-    capture(
-        "rustup",
-        &[&format!("+{tc}"), "target", "list", "--installed"],
-    )
-    .unwrap_or_default()
-}
-
-fn installed_components(tc: &str) -> String {
-    capture(
-        "rustup",
-        &[&format!("+{tc}"), "component", "list", "--installed"],
-    )
-    .unwrap_or_default()
-}
-
 /// One thing setup or doctor checks.
 #[derive(Clone, Debug)]
 pub struct Item {
+    /// What it is, for people.
     pub what: String,
+    /// Whether it is installed.
     pub present: bool,
     /// The command that installs it.
     pub fix: String,
@@ -167,13 +119,12 @@ fn apt_command(pkgs: &[&str]) -> String {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 fn run_step(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), Error> {
     let shown = format!("{program} {}", args.join(" "));
-    println!("  running: {shown}");
+    say!("  running: {shown}")?;
     let status = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
@@ -197,12 +148,12 @@ pub fn setup() -> Result<(), Error> {
     }
     for item in rust_items() {
         if item.present {
-            println!("  ✓ {}: present", item.what);
+            say!("  ✓ {}: present", item.what)?;
             continue;
         }
         let args: Vec<&str> = item.fix.split_whitespace().collect();
         run_step(args[0], &args[1..], &[])?;
-        println!("  ✓ {}: installed", item.what);
+        say!("  ✓ {}: installed", item.what)?;
     }
     // Anything still missing after the installs (e.g. a component of a toolchain just added).
     if let Some(still) = rust_items().into_iter().find(|i| !i.present) {
@@ -215,7 +166,7 @@ pub fn setup() -> Result<(), Error> {
     let items = system_items()?;
     let missing: Vec<&Item> = items.iter().filter(|i| !i.present).collect();
     for i in items.iter().filter(|i| i.present) {
-        println!("  ✓ {}: present ({})", i.what, i.detail);
+        say!("  ✓ {}: present ({})", i.what, i.detail)?;
     }
     if missing.is_empty() {
         return Ok(());
@@ -246,118 +197,7 @@ pub fn setup() -> Result<(), Error> {
                 i.what
             )));
         }
-        println!("  ✓ {}: installed ({})", i.what, i.detail);
+        say!("  ✓ {}: installed ({})", i.what, i.detail)?;
     }
     Ok(())
-}
-
-fn age(path: &std::path::Path) -> Option<String> {
-    let m = std::fs::metadata(path).ok()?.modified().ok()?;
-    let secs = SystemTime::now()
-        .duration_since(m)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Some(match secs {
-        0..120 => format!("{secs} s old"),
-        120..7200 => format!("{} min old", secs / 60),
-        7200..172_800 => format!("{} h old", secs / 3600),
-        _ => format!("{} days old", secs / 86_400),
-    })
-}
-
-/// `cargo lab doctor`: reports everything; an error if something essential is missing.
-pub fn doctor() -> Result<(), Error> {
-    let mut problems = Vec::new();
-    println!("toolchains:");
-    for i in rust_items() {
-        if i.present {
-            println!("  ✓ {}", i.what);
-        } else {
-            println!("  ✗ {} missing (fix: {})", i.what, i.fix);
-            problems.push(i.fix);
-        }
-    }
-    println!("system:");
-    let items = system_items()?;
-    for i in &items {
-        if i.present {
-            println!("  ✓ {}: {}", i.what, i.detail);
-        } else {
-            println!("  ✗ {} missing (fix: {})", i.what, i.fix);
-            problems.push(i.fix.clone());
-        }
-    }
-    let q = qemu::find_qemu().ok();
-    if let Some(q) = &q {
-        let version = capture(&q.display().to_string(), &["--version"]).unwrap_or_default();
-        println!(
-            "  qemu version: {}",
-            version.lines().next().unwrap_or("(unknown)")
-        );
-    }
-    println!("build outputs:");
-    for (what, p) in [
-        ("kernel ELF (release)", paths::kernel_elf(false)),
-        ("kernel ELF (debug)", paths::kernel_elf(true)),
-        ("UEFI image", paths::default_image()),
-    ] {
-        match age(&p) {
-            Some(a) => println!("  ✓ {what}: {} ({a})", p.display()),
-            None => println!("  - {what}: not built ({})", p.display()),
-        }
-    }
-    let (elf, img) = (paths::kernel_elf(false), paths::default_image());
-    if elf.exists() && img.exists() {
-        let fresh = build::image_up_to_date(&elf, &img);
-        println!(
-            "  image is {} the release kernel",
-            if fresh {
-                "up to date with"
-            } else {
-                "older than / not from"
-            }
-        );
-    }
-    println!("accelerator:");
-    match &q {
-        Some(q) => match qemu::probe_kvm(q) {
-            Ok(()) => println!("  auto picks kvm: the KVM probe guest ran and exited as expected"),
-            Err(why) => println!("  auto picks tcg: KVM probe failed: {why}"),
-        },
-        None => println!("  (no QEMU, no probe)"),
-    }
-    if problems.is_empty() {
-        println!("all essentials present");
-        Ok(())
-    } else {
-        Err(Error::env(format!(
-            "{} essential item(s) missing; run `cargo lab setup` or: {}",
-            problems.len(),
-            problems.join("; ")
-        )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_rustup_lists() {
-        let list = "stable-x86_64-unknown-linux-gnu (default)\nnightly-2026-10-30-x86_64-unknown-linux-gnu\n\
-                    1.95.0-x86_64-unknown-linux-gnu (active)\nnightly-x86_64-unknown-linux-gnu\n";
-        assert!(list_has_toolchain(list, "1.95.0"));
-        assert!(list_has_toolchain(list, "nightly-2026-10-30"));
-        assert!(!list_has_toolchain(list, "1.95"));
-        assert!(!list_has_toolchain(list, "nightly-2026-10-3"));
-        assert!(!list_has_toolchain(
-            "nightly-x86_64-unknown-linux-gnu\n",
-            "nightly-2026-10-30"
-        ));
-        let comps = "cargo-x86_64-unknown-linux-gnu\nclippy-x86_64-unknown-linux-gnu\nrust-src\nrustc-x86_64-unknown-linux-gnu\n";
-        assert!(list_has_component(comps, "clippy"));
-        assert!(list_has_component(comps, "rust-src"));
-        assert!(!list_has_component(comps, "rustfmt"));
-        assert!(!list_has_component(comps, "rust"));
-    }
 }

@@ -10,7 +10,9 @@ use object::{Object, ObjectSymbol, SymbolKind};
 /// One function symbol (address as linked, i.e. before the load offset).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sym {
+    /// The start address.
     pub addr: u64,
+    /// The size in bytes (0 if the ELF does not say).
     pub size: u64,
     /// Demangled, without the trailing hash.
     pub name: String,
@@ -58,10 +60,12 @@ impl Symbolizer {
         Symbolizer::from_elf(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// No symbols at all.
     pub fn is_empty(&self) -> bool {
         self.syms.is_empty()
     }
 
+    /// The number of function symbols.
     pub fn len(&self) -> usize {
         self.syms.len()
     }

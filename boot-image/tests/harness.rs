@@ -32,3 +32,31 @@ fn a_comma_reaches_the_kernel_intact_and_is_a_bad_command() -> Result<(), Box<dy
     assert_eq!(out.host_status(), 3);
     Ok(())
 }
+
+/// The memory a run asks for is what the kernel finds: `info` counts the usable frames.
+#[test]
+fn memory_mib_sets_the_guest_memory() -> Result<(), Box<dyn std::error::Error>> {
+    let usable_mib = |out: &Outcome| -> Option<u64> {
+        let frames = out.result_for("info")?.u64("frames_total")?;
+        Some((frames * 4096) >> 20)
+    };
+    let h = Harness::get();
+    let small = h.run(RunOptions::new("info").timeout_secs(60))?;
+    assert_eq!(
+        small.exit,
+        KernelExit::Kernel(ExitCode::Success),
+        "{small:?}"
+    );
+    let big = h.run(RunOptions::new("info").memory_mib(1024).timeout_secs(60))?;
+    assert_eq!(big.exit, KernelExit::Kernel(ExitCode::Success), "{big:?}");
+    let (small, big) = (usable_mib(&small).unwrap(), usable_mib(&big).unwrap());
+    assert!(
+        small > 256 && small <= 512,
+        "default (512 MiB): {small} MiB usable"
+    );
+    assert!(big > 768 && big <= 1024, "1024 MiB: {big} MiB usable");
+    let e = h.run(RunOptions::new("info").memory_mib(16)).unwrap_err();
+    assert_eq!(e.exit_status(), 2);
+    assert_eq!(e.msg, "16 MiB of guest memory is too little; at least 64M");
+    Ok(())
+}

@@ -11,12 +11,19 @@
 //!
 //! Split pairs are preferred: the code stays read-only and each run gets a fresh copy of the
 //! variable store ([`Firmware::fresh_vars`]), so runs never see each other's NVRAM.
-//! This crate only finds files; the QEMU flags that use them are spelled in `boot-image`.
+//! This crate only finds files and knows what the firmware prints; the QEMU flags that use
+//! them are spelled in `boot-image`.
+//!
+//! [`gave_up_booting`] recognizes, in the serial output, the moment OVMF finds nothing
+//! bootable on the disk and falls back to its built-in UEFI shell (which then waits for a
+//! key forever).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Environment variable naming the OVMF code (read-only) image.
 pub const ENV_CODE: &str = "STACKLAB_OVMF_CODE";
@@ -40,9 +47,17 @@ pub const COMBINED_CANDIDATES: [&str; 2] = ["usr/share/ovmf/OVMF.fd", "usr/share
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layout {
     /// Read-only code plus a template for the writable variable store.
-    Split { code: PathBuf, vars: PathBuf },
+    Split {
+        /// The code image (`OVMF_CODE*.fd`), mapped read-only.
+        code: PathBuf,
+        /// The variable-store template (`OVMF_VARS*.fd`), copied for every run.
+        vars: PathBuf,
+    },
     /// One image holding both (loaded as the BIOS ROM; variables do not persist).
-    Combined { image: PathBuf },
+    Combined {
+        /// The image (`OVMF.fd`).
+        image: PathBuf,
+    },
 }
 
 /// Where the firmware was found.
@@ -57,7 +72,9 @@ pub enum Origin {
 /// Located firmware.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Firmware {
+    /// The files.
     pub layout: Layout,
+    /// Where they were found.
     pub origin: Origin,
 }
 
@@ -85,14 +102,24 @@ impl fmt::Display for Firmware {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OvmfError {
     /// An override variable names a file that does not exist.
-    EnvMissing { var: &'static str, path: PathBuf },
+    EnvMissing {
+        /// The variable.
+        var: &'static str,
+        /// The path it names.
+        path: PathBuf,
+    },
     /// Only one of the two override variables is set.
     EnvIncomplete {
+        /// The variable that is set.
         set: &'static str,
+        /// The one that is missing.
         unset: &'static str,
     },
     /// Nothing found in any searched place.
-    NotFound { searched: Vec<PathBuf> },
+    NotFound {
+        /// Every path looked at, in order.
+        searched: Vec<PathBuf>,
+    },
 }
 
 impl fmt::Display for OvmfError {
@@ -130,8 +157,11 @@ impl std::error::Error for OvmfError {}
 /// [`Search::system`] reads the real environment and uses `/`; tests inject their own.
 #[derive(Clone, Debug)]
 pub struct Search {
+    /// The value of `STACKLAB_OVMF_CODE`, if set and not empty.
     pub env_code: Option<OsString>,
+    /// The value of `STACKLAB_OVMF_VARS`, if set and not empty.
     pub env_vars: Option<OsString>,
+    /// The directory the well-known system paths are relative to (`/`).
     pub root: PathBuf,
 }
 
@@ -214,7 +244,9 @@ impl Firmware {
         match &self.layout {
             Layout::Combined { .. } => Ok(None),
             Layout::Split { vars, .. } => {
-                let dir = TempDir::new("ovmf-vars")?;
+                let dir = tempfile::Builder::new()
+                    .prefix("stacklab-ovmf-vars-")
+                    .tempdir()?;
                 let path = dir.path().join("OVMF_VARS.fd");
                 std::fs::copy(vars, &path)?;
                 // The packaged template is read-only; QEMU must be able to write the copy.
@@ -232,50 +264,29 @@ impl Firmware {
 #[derive(Debug)]
 pub struct VarsCopy {
     path: PathBuf,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl VarsCopy {
+    /// The copy.
     pub fn path(&self) -> &Path {
         &self.path
     }
 }
 
-/// A uniquely named directory under the system temp dir, removed (with its contents) on drop.
-#[derive(Debug)]
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// Creates `$TMPDIR/stacklab-<tag>-<pid>-<n>-<nanos>`.
-    pub fn new(tag: &str) -> std::io::Result<TempDir> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let base = std::env::temp_dir();
-        loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path = base.join(format!("stacklab-{tag}-{}-{n}-{nanos}", std::process::id()));
-            match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(TempDir { path }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
+/// Whether a line of OVMF's serial output shows that it found nothing bootable: it is
+/// starting its built-in UEFI shell instead (which then waits for input forever), or, in
+/// builds without the shell, it says so and waits for a key.
+///
+/// OVMF's boot manager logs each boot option it tries (`BdsDxe: loading Boot0002 "EFI
+/// Internal Shell" ...`, `BdsDxe: starting Boot0002 "EFI Internal Shell" ...`), the shell
+/// prints its banner (`UEFI Interactive Shell v2.2`), and with no option left the boot
+/// manager prints `BdsDxe: No bootable option or device was found.` A boot that reaches the
+/// stacklab image prints none of these: the disk is the first boot option.
+pub fn gave_up_booting(line: &str) -> bool {
+    (line.contains("BdsDxe: ") && line.contains("\"EFI Internal Shell\""))
+        || line.contains("UEFI Interactive Shell")
+        || line.contains("BdsDxe: No bootable option or device was found")
 }
 
 #[cfg(test)]
@@ -299,7 +310,7 @@ mod tests {
 
     #[test]
     fn nothing_found_names_the_package_and_the_env_vars() {
-        let t = TempDir::new("t").unwrap();
+        let t = tempfile::tempdir().unwrap();
         let e = search(t.path()).locate().unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("apt-get install ovmf"), "{msg}");
@@ -312,7 +323,7 @@ mod tests {
 
     #[test]
     fn search_order_prefers_4m_pair_then_plain_pair_then_combined() {
-        let t = TempDir::new("t").unwrap();
+        let t = tempfile::tempdir().unwrap();
         let root = t.path();
         let qemu = touch(root, "usr/share/qemu/OVMF.fd");
         let s = search(root);
@@ -342,7 +353,7 @@ mod tests {
 
     #[test]
     fn env_override_wins_and_must_exist() {
-        let t = TempDir::new("t").unwrap();
+        let t = tempfile::tempdir().unwrap();
         let root = t.path();
         touch(root, "usr/share/OVMF/OVMF_CODE_4M.fd");
         touch(root, "usr/share/OVMF/OVMF_VARS_4M.fd");
@@ -375,8 +386,33 @@ mod tests {
     }
 
     #[test]
+    fn the_shell_fallback_is_recognized_and_a_normal_boot_is_not() {
+        // What OVMF printed booting a disk of random bytes (terminal escapes removed).
+        for line in [
+            "BdsDxe: loading Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)",
+            "BdsDxe: starting Boot0002 \"EFI Internal Shell\" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1)",
+            "UEFI Interactive Shell v2.2",
+            // OVMF builds without the shell end here instead.
+            "BdsDxe: No bootable option or device was found.",
+        ] {
+            assert!(gave_up_booting(line), "{line}");
+        }
+        // What it prints booting the stacklab image, and what the kernel might say.
+        for line in [
+            "BdsDxe: failed to load Boot0001 \"UEFI QEMU HARDDISK QM00001 \" from PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0): Not Found",
+            "BdsDxe: loading Boot0001 \"UEFI QEMU HARDDISK QM00001 \" from PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0)",
+            "BdsDxe: starting Boot0001 \"UEFI QEMU HARDDISK QM00001 \" from PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0)",
+            "[    0.012 INFO ] stacklab 0.1.0 ready",
+            "EFI Internal Shell",
+            "",
+        ] {
+            assert!(!gave_up_booting(line), "{line}");
+        }
+    }
+
+    #[test]
     fn fresh_vars_is_a_writable_copy_removed_on_drop() {
-        let t = TempDir::new("t").unwrap();
+        let t = tempfile::tempdir().unwrap();
         let code = touch(t.path(), "CODE.fd");
         let vars = touch(t.path(), "VARS.fd");
         let mut perm = std::fs::metadata(&vars).unwrap().permissions();

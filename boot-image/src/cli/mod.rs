@@ -1,0 +1,449 @@
+//! The `boot-image` binary (`cargo lab ...`): the command line, declared once with `clap`'s
+//! derive (parser, `--help` of every command and the usage text all come from the types
+//! below), and the commands.
+//!
+//! Adding a command is one variant of [`Command`] (its doc comment is its help, its fields
+//! or an `Args` struct its options) and one function that runs it, called from
+//! [`Command::run`]. Exit statuses are documented in docs/running.md; clap's own usage
+//! errors exit 2, `--help` and `--version` exit 0.
+
+mod run;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+
+pub use run::{RunArgs, run_cmd};
+
+use crate::build::{self, Output};
+use crate::exit::status;
+use crate::out::say;
+use crate::record::{self, Style};
+use crate::symbols::Symbolizer;
+use crate::{Error, ErrorKind, doctor, paths, setup};
+
+const EXIT_STATUSES: &str = "\
+Exit status: 0 success, 1 kernel test failure, 2 usage/bad input/build failure, 3 bad kernel
+command, 4 kernel panic, 5 kernel abort, 6 timeout, 7 environment, 8 no exit record (reset?),
+130 interrupted, 141 standard output closed. See docs/running.md.";
+
+/// The command line of `cargo lab`.
+#[derive(Clone, Debug, PartialEq, Eq, Parser)]
+#[command(
+    name = "cargo lab",
+    bin_name = "cargo lab",
+    version,
+    about = "stacklab's host tool: set up, build, boot the kernel in QEMU, report",
+    after_help = EXIT_STATUSES,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A command.
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Install what is missing (toolchains, targets, qemu-system-x86, ovmf)
+    Setup,
+    /// Build the kernel and its UEFI image (target/stacklab/stacklab-uefi.img)
+    Build {
+        /// Build the debug kernel
+        #[arg(long)]
+        debug: bool,
+        /// Make the image from this ELF instead of building the kernel
+        #[arg(long, value_name = "ELF")]
+        kernel: Option<PathBuf>,
+    },
+    /// Build, then boot the kernel in QEMU and show what it reports
+    Run(RunArgs),
+    /// Setup + build + run the demo command line
+    Demo,
+    /// Setup + build, then `cargo test --workspace [ARGS]`
+    Test {
+        /// Passed to `cargo test` (after `--`)
+        #[arg(last = true, value_name = "ARGS")]
+        extra: Vec<String>,
+    },
+    /// Report what is installed and which accelerator `auto` would pick
+    Doctor,
+    /// Name the kernel functions at these addresses (minus the load offset)
+    Symbolize {
+        /// Addresses, 0x… or decimal
+        #[arg(required = true, value_name = "ADDR", value_parser = parse_addr)]
+        addrs: Vec<u64>,
+        /// The load offset to subtract (`kernel_offset` of the `ready` record)
+        #[arg(long, value_name = "HEX", default_value = "0", value_parser = parse_addr)]
+        offset: u64,
+        /// The kernel ELF (default: the release build)
+        #[arg(long, value_name = "ELF")]
+        kernel: Option<PathBuf>,
+    },
+}
+
+fn parse_addr(s: &str) -> Result<u64, String> {
+    record::parse_hex(s)
+        .or_else(|| s.parse().ok())
+        .ok_or_else(|| format!("not an address: '{s}' (use 0x… or decimal)"))
+}
+
+impl Command {
+    /// Runs the command; returns the process exit status.
+    pub fn run(self) -> Result<i32, Error> {
+        match self {
+            Command::Setup => setup_cmd(),
+            Command::Build { debug, kernel } => build_cmd(debug, kernel).map(|_| 0),
+            Command::Run(r) => run_cmd(&r),
+            Command::Demo => demo_cmd(),
+            Command::Test { extra } => test_cmd(&extra),
+            Command::Doctor => doctor::doctor().map(|()| 0),
+            Command::Symbolize {
+                addrs,
+                offset,
+                kernel,
+            } => symbolize_cmd(&addrs, offset, kernel),
+        }
+    }
+}
+
+/// Runs the binary on the arguments after the program name; returns the exit status.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let argv = std::iter::once(OsString::from("cargo lab")).chain(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and exit 0; usage errors to stderr, exit 2.
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match cli.command.run() {
+        Ok(code) => code,
+        Err(e) if e.kind == ErrorKind::BrokenPipe => e.exit_status(),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            e.exit_status()
+        }
+    }
+}
+
+/// A progress line on stderr (never fails, never panics).
+fn note(msg: &str) {
+    let err = std::io::stderr();
+    let dim = Style {
+        color: err.is_terminal(),
+    }
+    .dim("lab:");
+    let _ = writeln!(err.lock(), "{dim} {msg}");
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn setup_cmd() -> Result<i32, Error> {
+    let t = Instant::now();
+    setup::setup()?;
+    note(&format!("setup done in {}", secs(t.elapsed())));
+    Ok(0)
+}
+
+fn demo_cmd() -> Result<i32, Error> {
+    note("setup");
+    setup::setup()?;
+    let r = RunArgs {
+        cmdline: paths::DEMO_CMDLINE.into(),
+        ..RunArgs::default()
+    };
+    // The demo ends, by design, with the SDM-abort baseline: a stack overflow that the #DF
+    // handler reports before stopping the machine. That abort is the expected ending;
+    // anything else keeps its own exit status.
+    match run_cmd(&r)? {
+        status::ABORT => {
+            note(
+                "demo finished: its last scene stops the machine with the #DF report, as the SDM baseline must",
+            );
+            Ok(0)
+        }
+        other => Ok(other),
+    }
+}
+
+fn symbolize_cmd(addrs: &[u64], offset: u64, kernel: Option<PathBuf>) -> Result<i32, Error> {
+    let elf = kernel.unwrap_or_else(|| paths::kernel_elf(false));
+    let syms = Symbolizer::from_file(&elf)
+        .map_err(|e| Error::usage(format!("{e} (run `cargo lab build`)")))?;
+    for &a in addrs {
+        let name = syms
+            .describe(a, offset, false)
+            .unwrap_or_else(|| "?".into());
+        say!("{a:#x} {name}")?;
+    }
+    Ok(0)
+}
+
+/// Builds; returns (elf, image).
+fn build_cmd(debug: bool, kernel: Option<PathBuf>) -> Result<(PathBuf, PathBuf), Error> {
+    let total = Instant::now();
+    let image = paths::default_image();
+    let _lock = build::BuildLock::acquire()?;
+    let elf = match kernel {
+        Some(elf) => {
+            crate::elf::validate_file(&elf)?;
+            elf
+        }
+        None => {
+            let t = Instant::now();
+            note(&format!(
+                "building the kernel ({})",
+                if debug { "debug" } else { "release" }
+            ));
+            let elf = build::build_kernel(debug, Output::Inherit)?;
+            crate::elf::validate_file(&elf)?;
+            note(&format!(
+                "kernel: {} ({})",
+                elf.display(),
+                secs(t.elapsed())
+            ));
+            elf
+        }
+    };
+    let t = Instant::now();
+    if build::image_up_to_date(&elf, &image) {
+        note(&format!("image: {} (up to date)", image.display()));
+    } else {
+        note(&format!("building the UEFI image with {}", paths::NIGHTLY));
+        build::build_image(&elf, &image, Output::Inherit)?;
+        note(&format!(
+            "image: {} ({})",
+            image.display(),
+            secs(t.elapsed())
+        ));
+    }
+    note(&format!("build done in {}", secs(total.elapsed())));
+    Ok((elf, image))
+}
+
+fn test_cmd(extra: &[String]) -> Result<i32, Error> {
+    let total = Instant::now();
+    note("setup");
+    setup::setup()?;
+    build_cmd(false, None)?;
+    note(&format!(
+        "cargo +{} test --workspace {}",
+        paths::STABLE,
+        extra.join(" ")
+    ));
+    let status = Process::new("cargo")
+        .arg(format!("+{}", paths::STABLE))
+        .args(["test", "--workspace"])
+        .args(extra)
+        .current_dir(paths::workspace_root())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| Error::env(format!("cannot run cargo test: {e}")))?;
+    note(&format!(
+        "cargo test {} in {} total",
+        if status.success() { "passed" } else { "failed" },
+        secs(total.elapsed())
+    ));
+    Ok(status.code().unwrap_or(status::INTERRUPTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::AccelChoice;
+    use clap::error::ErrorKind as ClapKind;
+
+    fn p(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo lab").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    /// A refused command line: exit status 2 and clap's error kind; returns the message.
+    fn err(args: &[&str], kind: ClapKind) -> String {
+        let e = p(args).unwrap_err();
+        assert_eq!((e.kind(), e.exit_code()), (kind, 2), "{args:?}: {e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(p(&["setup"]).unwrap(), Command::Setup);
+        assert_eq!(p(&["demo"]).unwrap(), Command::Demo);
+        assert_eq!(p(&["doctor"]).unwrap(), Command::Doctor);
+        assert_eq!(
+            p(&["build", "--debug"]).unwrap(),
+            Command::Build {
+                debug: true,
+                kernel: None
+            }
+        );
+        assert_eq!(
+            p(&["build", "--kernel", "k.elf"]).unwrap(),
+            Command::Build {
+                debug: false,
+                kernel: Some("k.elf".into())
+            }
+        );
+        let r = p(&[
+            "run",
+            "--cmdline",
+            "int3; exit",
+            "--json",
+            "o.jsonl",
+            "--timeout",
+            "9",
+            "--accel",
+            "tcg",
+            "--raw",
+            "--no-build",
+            "--memory",
+            "4G",
+        ])
+        .unwrap();
+        assert_eq!(
+            r,
+            Command::Run(RunArgs {
+                cmdline: "int3; exit".into(),
+                json: Some("o.jsonl".into()),
+                timeout: 9,
+                accel: AccelChoice::Tcg,
+                memory_mib: 4096,
+                no_build: true,
+                raw: true,
+                image: None,
+                debug: false,
+            })
+        );
+        assert_eq!(p(&["run"]).unwrap(), Command::Run(RunArgs::default()));
+        assert_eq!(
+            p(&["run", "--image", "x.img", "--debug"]).unwrap(),
+            Command::Run(RunArgs {
+                image: Some("x.img".into()),
+                debug: true,
+                ..RunArgs::default()
+            })
+        );
+        assert_eq!(p(&["test"]).unwrap(), Command::Test { extra: vec![] });
+        assert_eq!(
+            p(&["test", "--", "--nocapture", "x"]).unwrap(),
+            Command::Test {
+                extra: vec!["--nocapture".into(), "x".into()]
+            }
+        );
+        assert_eq!(
+            p(&["symbolize", "0x10", "32", "--offset", "0x8"]).unwrap(),
+            Command::Symbolize {
+                addrs: vec![16, 32],
+                offset: 8,
+                kernel: None
+            }
+        );
+    }
+
+    #[test]
+    fn refused_command_lines_are_usage_errors() {
+        err(&["frobnicate"], ClapKind::InvalidSubcommand);
+        err(&[], ClapKind::DisplayHelpOnMissingArgumentOrSubcommand);
+        let m = err(&["run", "--bogus"], ClapKind::UnknownArgument);
+        assert!(m.contains("unexpected argument '--bogus'"), "{m}");
+        err(&["run", "--timeout"], ClapKind::InvalidValue);
+        let m = err(&["run", "--timeout", "0"], ClapKind::ValueValidation);
+        assert!(
+            m.contains("needs a positive number of seconds, got '0'"),
+            "{m}"
+        );
+        let m = err(&["run", "--accel", "hvf"], ClapKind::InvalidValue);
+        assert!(m.contains("'hvf'") && m.contains("auto, kvm, tcg"), "{m}");
+        let m = err(&["run", "--memory", "lots"], ClapKind::ValueValidation);
+        assert!(
+            m.contains("'lots' is not a memory size (use a whole number of MiB or GiB: 512M, 4G)"),
+            "{m}"
+        );
+        let m = err(&["run", "--memory", "16M"], ClapKind::ValueValidation);
+        assert!(m.contains("at least 64M"), "{m}");
+        err(&["setup", "now"], ClapKind::UnknownArgument);
+        err(&["test", "--nocapture"], ClapKind::UnknownArgument);
+        err(&["symbolize"], ClapKind::MissingRequiredArgument);
+        let m = err(&["symbolize", "main"], ClapKind::ValueValidation);
+        assert!(
+            m.contains("not an address: 'main' (use 0x… or decimal)"),
+            "{m}"
+        );
+        err(
+            &["symbolize", "0x1", "--offset", "x"],
+            ClapKind::ValueValidation,
+        );
+    }
+
+    #[test]
+    fn mistyped_flags_and_commands_get_suggestions() {
+        let m = err(&["run", "--cmdlin", "x"], ClapKind::UnknownArgument);
+        assert!(m.contains("similar argument exists: '--cmdline'"), "{m}");
+        let m = err(&["dcotor"], ClapKind::InvalidSubcommand);
+        assert!(m.contains("similar subcommand exists: 'doctor'"), "{m}");
+    }
+
+    #[test]
+    fn help_and_version_exit_0_on_every_command() {
+        for args in [
+            &["--help"][..],
+            &["help"],
+            &["help", "run"],
+            &["-V"],
+            &["--version"],
+            &["setup", "--help"],
+            &["build", "--help"],
+            &["run", "--help"],
+            &["run", "-h"],
+            &["demo", "--help"],
+            &["test", "--help"],
+            &["doctor", "--help"],
+            &["symbolize", "--help"],
+        ] {
+            let e = p(args).unwrap_err();
+            assert_eq!(e.exit_code(), 0, "{args:?}");
+            assert!(
+                matches!(e.kind(), ClapKind::DisplayHelp | ClapKind::DisplayVersion),
+                "{args:?}: {:?}",
+                e.kind()
+            );
+        }
+        let help = p(&["run", "--help"]).unwrap_err().to_string();
+        for opt in [
+            "--cmdline",
+            "--json",
+            "--timeout",
+            "--accel",
+            "--memory",
+            "--no-build",
+            "--image",
+            "--raw",
+            "--debug",
+        ] {
+            assert!(help.contains(opt), "{opt} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn the_parser_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn main_maps_usage_errors_to_exit_2() {
+        assert_eq!(main(["nope"].map(OsString::from)), 2);
+        assert_eq!(main([]), 2);
+        assert_eq!(main(["run", "--memory", "1T"].map(OsString::from)), 2);
+    }
+}

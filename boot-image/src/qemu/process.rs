@@ -1,0 +1,392 @@
+//! Supervising a QEMU process: its own process group, stdin closed, serial output (stdout)
+//! streamed line by line, stderr collected, a hard timeout, an early stop when the caller
+//! has seen enough, Ctrl-C, and no QEMU (or child of it) left behind: the whole group is
+//! killed when the run ends early and when the supervising value is dropped.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group};
+
+use crate::exit::QemuEnd;
+use crate::{Error, ErrorKind};
+
+/// What the line callback of [`run`] wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Kill the process now; the run ends with [`QemuEnd::Stopped`].
+    Stop,
+}
+
+/// Process groups of QEMUs running now, so Ctrl-C can kill them.
+static RUNNING: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn kill_group(pgid: Pid) {
+    // ESRCH (the group is already gone) is the normal case after a clean exit.
+    let _ = kill_process_group(pgid, Signal::KILL);
+}
+
+/// For the Ctrl-C handler: kills every QEMU this process started and marks the process as
+/// interrupted (the run in progress then returns an `Interrupted` error). Returns whether a
+/// QEMU was running.
+pub fn interrupt() -> bool {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let running = RUNNING.lock().map(|v| v.clone()).unwrap_or_default();
+    for pgid in &running {
+        kill_group(*pgid);
+    }
+    !running.is_empty()
+}
+
+/// A running child in its own process group; killed (group and all) when dropped.
+struct Guard {
+    child: Child,
+    pgid: Pid,
+    done: bool,
+}
+
+impl Guard {
+    fn spawn(cmd: &mut Command) -> std::io::Result<Guard> {
+        cmd.process_group(0);
+        let mut list = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        let child = cmd.spawn()?;
+        // The child leads its own group (process_group(0)), so its pid is the group id.
+        let pgid = Pid::from_child(&child);
+        list.push(pgid);
+        Ok(Guard {
+            child,
+            pgid,
+            done: false,
+        })
+    }
+
+    fn kill(&mut self) {
+        kill_group(self.pgid);
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.kill();
+            let _ = self.child.wait();
+        } else {
+            // Leftover grandchildren (never QEMU itself) go too.
+            kill_group(self.pgid);
+        }
+        if let Ok(mut list) = RUNNING.lock() {
+            list.retain(|p| *p != self.pgid);
+        }
+    }
+}
+
+/// How a QEMU run went.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// How the process ended.
+    pub end: QemuEnd,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+    /// The last non-blank stdout line.
+    pub last_line: Option<String>,
+    /// Wall time from start to end.
+    pub elapsed: Duration,
+}
+
+impl RunResult {
+    /// The last lines of QEMU's stderr.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let v: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        v[v.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+fn interrupted() -> Error {
+    Error {
+        kind: ErrorKind::Interrupted,
+        msg: "interrupted".into(),
+    }
+}
+
+/// Reads `stdout` line by line (terminators removed, invalid UTF-8 replaced) on a thread.
+fn line_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                        buf.pop();
+                    }
+                    if tx.send(String::from_utf8_lossy(&buf).into_owned()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Collects `stderr` on a thread; the receiver gets a message when it reached EOF.
+fn collector(mut stderr: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, mpsc::Receiver<()>) {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let shared = Arc::clone(&buf);
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut b) = shared.lock() {
+                b.extend_from_slice(&chunk[..n]);
+            }
+        }
+        let _ = done_tx.send(());
+    });
+    (buf, done_rx)
+}
+
+/// Runs `bin args`, calling `on_line` for every stdout line (without its terminator). Kills
+/// the process (group) if it is still running after `timeout`, or as soon as `on_line`
+/// returns [`Flow::Stop`].
+pub fn run(
+    bin: &Path,
+    args: &[OsString],
+    timeout: Duration,
+    on_line: &mut dyn FnMut(&str) -> Flow,
+) -> Result<RunResult, Error> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(interrupted());
+    }
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = Guard::spawn(&mut cmd).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            super::not_installed(bin)
+        } else {
+            Error::env(format!("cannot start {}: {e}", bin.display()))
+        }
+    })?;
+    let rx = line_reader(guard.child.stdout.take().expect("piped stdout"));
+    let (stderr_buf, err_done) = collector(guard.child.stderr.take().expect("piped stderr"));
+
+    let mut last_line: Option<String> = None;
+    let mut stopped = false;
+    let mut handle = |line: String, last: &mut Option<String>| {
+        let flow = on_line(&line);
+        if !line.trim().is_empty() {
+            *last = Some(line);
+        }
+        flow
+    };
+    let mut timed_out = false;
+    // Serial output until EOF, the deadline, or the caller says stop.
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            break;
+        }
+        match rx.recv_timeout(deadline - now) {
+            Ok(line) => {
+                if handle(line, &mut last_line) == Flow::Stop {
+                    stopped = true;
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // Stdout is closed (or time is up, or we stop): the process should be gone or going.
+    let status = if timed_out || stopped {
+        None
+    } else {
+        loop {
+            match guard.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Ok(None) => {
+                    timed_out = true;
+                    break None;
+                }
+                Err(e) => return Err(Error::env(format!("waiting for {}: {e}", bin.display()))),
+            }
+        }
+    };
+    if status.is_none() {
+        guard.kill();
+        let _ = guard.child.wait();
+    }
+    guard.done = true;
+    drop(guard);
+    // Whatever the reader threads still hold (they end once the pipes close). After a stop
+    // the caller wants nothing more.
+    let _ = err_done.recv_timeout(Duration::from_millis(500));
+    if !stopped {
+        let wait = Duration::from_millis(if timed_out { 0 } else { 50 });
+        while let Ok(line) = rx.recv_timeout(wait) {
+            handle(line, &mut last_line);
+        }
+    }
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(interrupted());
+    }
+    let stderr = String::from_utf8_lossy(&stderr_buf.lock().map(|b| b.clone()).unwrap_or_default())
+        .into_owned();
+    let end = match status {
+        None if stopped => QemuEnd::Stopped,
+        None => QemuEnd::TimedOut,
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => QemuEnd::Exited(c),
+            (None, Some(sig)) => QemuEnd::Signaled(sig),
+            (None, None) => QemuEnd::Exited(-1),
+        },
+    };
+    Ok(RunResult {
+        end,
+        stderr,
+        last_line,
+        elapsed: start.elapsed(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fake(dir: &Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join("fake-qemu");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_hung_process_is_killed_at_the_timeout_with_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        let bin = fake(
+            dir.path(),
+            &format!(
+                "echo booting; echo 'still here'; (sleep 1.5; touch {}) & sleep 30",
+                marker.display()
+            ),
+        );
+        let mut lines = Vec::new();
+        let t = Instant::now();
+        let r = run(&bin, &[], Duration::from_millis(500), &mut |l| {
+            lines.push(l.to_string());
+            Flow::Continue
+        })
+        .unwrap();
+        assert_eq!(r.end, QemuEnd::TimedOut);
+        assert!(
+            t.elapsed() < Duration::from_millis(1400),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(lines, ["booting", "still here"]);
+        assert_eq!(r.last_line.as_deref(), Some("still here"));
+        std::thread::sleep(Duration::from_millis(2000));
+        assert!(
+            !marker.exists(),
+            "a child of the fake QEMU outlived the timeout"
+        );
+    }
+
+    #[test]
+    fn stop_kills_the_group_at_once_and_reads_no_further() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        let bin = fake(
+            dir.path(),
+            &format!(
+                "(sleep 1; touch {}) & echo one; echo two; echo three; sleep 30",
+                marker.display()
+            ),
+        );
+        let mut lines = Vec::new();
+        let t = Instant::now();
+        let r = run(&bin, &[], Duration::from_secs(20), &mut |l| {
+            lines.push(l.to_string());
+            if l == "two" {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        })
+        .unwrap();
+        assert_eq!(r.end, QemuEnd::Stopped);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        assert_eq!(lines, ["one", "two"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            !marker.exists(),
+            "a child of the fake QEMU outlived the stop"
+        );
+    }
+
+    #[test]
+    fn exit_status_stderr_and_partial_last_line_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake(
+            dir.path(),
+            "printf 'a\\r\\nb'; echo 'qemu: oops' >&2; exit 41",
+        );
+        let mut lines = Vec::new();
+        let r = run(&bin, &[], Duration::from_secs(10), &mut |l| {
+            lines.push(l.to_string());
+            Flow::Continue
+        })
+        .unwrap();
+        assert_eq!(r.end, QemuEnd::Exited(41));
+        assert_eq!(lines, ["a", "b"]);
+        assert_eq!(r.stderr_tail(1), "qemu: oops");
+        let e = run(
+            &dir.path().join("nope"),
+            &[],
+            Duration::from_secs(1),
+            &mut |_| Flow::Continue,
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_status(), 7);
+        assert!(
+            e.msg.contains("apt-get install qemu-system-x86"),
+            "{}",
+            e.msg
+        );
+    }
+}
