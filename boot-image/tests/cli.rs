@@ -172,3 +172,54 @@ fn a_closed_stdout_stops_qemu_at_once_and_exits_141() {
         pid.trim()
     );
 }
+
+/// `cargo lab fred` on the model's case file prints the known answers (as JSON values); the case file
+/// holds some bad lines on purpose, so the status is 2, and each bad line got an error object.
+#[test]
+fn fred_prints_the_known_answers_and_exits_2_for_bad_lines() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel/fred/tests");
+    let out = lab(&["fred", dir.join("cases.jsonl").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let want = std::fs::read_to_string(dir.join("cases.expected.jsonl")).unwrap();
+    let got = String::from_utf8(out.stdout).unwrap();
+    let values = |t: &str| -> Vec<serde_json::Value> {
+        t.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(values(&got), values(&want));
+    assert!(got.lines().any(|l| l.starts_with("{\"error\"")));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains(" bad"), "{err}");
+}
+
+/// Good lines only: status 0. A missing file: status 2 with a message naming it.
+#[test]
+fn fred_exits_0_on_good_input_and_2_on_a_missing_file() {
+    use std::io::Write;
+    let mut child = lab(&["fred"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let case = r#"{"op":"erets","cpl":0,"csl":1,"cs":"0x10","ss":"0x18","rsp":"0x1000","frame":["0x0","0x401000","0x10","0x2","0x2000","0x18","0x0","0x0"]}"#;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{case}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(line.starts_with("{\"outcome\":\"returned\""), "{line}");
+    assert_eq!(out.status.code(), Some(0));
+    let out = lab(&["fred", "/nonexistent/cases.jsonl"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("/nonexistent/cases.jsonl")
+    );
+}

@@ -7,6 +7,7 @@
 //! [`Command::run`]. Exit statuses are documented in docs/running.md; clap's own usage
 //! errors exit 2, `--help` and `--version` exit 0.
 
+mod fred;
 mod run;
 
 use std::ffi::OsString;
@@ -73,6 +74,16 @@ pub enum Command {
     },
     /// Report what is installed and which accelerator `auto` would pick
     Doctor,
+    /// Compute FRED (and legacy IDT) event delivery and ERETS/ERETU with the model: JSON
+    /// lines in, JSON lines out (see docs/fred.md)
+    Fred {
+        /// Add each step of the computation and the rule (with its source) that decided it
+        #[arg(long)]
+        explain: bool,
+        /// Read the cases from FILE instead of standard input
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// Name the kernel functions at these addresses (minus the load offset)
     Symbolize {
         /// Addresses, 0x… or decimal
@@ -103,6 +114,7 @@ impl Command {
             Command::Demo => demo_cmd(),
             Command::Test { extra } => test_cmd(&extra),
             Command::Doctor => doctor::doctor().map(|()| 0),
+            Command::Fred { explain, file } => fred::fred_cmd(file.as_deref(), explain),
             Command::Symbolize {
                 addrs,
                 offset,
