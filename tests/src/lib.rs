@@ -31,6 +31,7 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// A boot with `cmdline` that has not happened yet.
     pub const fn new(cmdline: &'static str) -> Shared {
         Shared {
             cmdline,
@@ -38,6 +39,7 @@ impl Shared {
         }
     }
 
+    /// The outcome, booting first if no test has yet.
     pub fn get(&self) -> &Outcome {
         self.cell.get_or_init(|| boot(self.cmdline))
     }

@@ -20,6 +20,7 @@ pub fn commands(line: &str) -> impl Iterator<Item = Command<'_>> {
 pub struct Command<'a> {
     /// The whole command text, trimmed (for error messages).
     pub text: &'a str,
+    /// The command's name (its first word).
     pub name: &'a str,
     rest: &'a str,
 }
@@ -47,18 +48,20 @@ impl<'a> Command<'a> {
     }
 }
 
-/// Why an argument could not be read.
+/// Why an argument could not be read. `cmd` is the command's name, `what` the argument's,
+/// `got` what was typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // the fields are named the same in every variant, documented above
 pub enum ArgError<'a> {
-    Missing {
-        cmd: &'a str,
-        what: &'static str,
-    },
+    /// No argument was left.
+    Missing { cmd: &'a str, what: &'static str },
+    /// Not a number.
     NotANumber {
         cmd: &'a str,
         what: &'static str,
         got: &'a str,
     },
+    /// A number outside `min..=max`.
     OutOfRange {
         cmd: &'a str,
         what: &'static str,
@@ -66,10 +69,9 @@ pub enum ArgError<'a> {
         min: u64,
         max: u64,
     },
-    Unexpected {
-        cmd: &'a str,
-        got: &'a str,
-    },
+    /// An argument after the last one the command takes.
+    Unexpected { cmd: &'a str, got: &'a str },
+    /// Not one of the alternatives.
     BadChoice {
         cmd: &'a str,
         what: &'static str,
@@ -78,10 +80,7 @@ pub enum ArgError<'a> {
         choices: &'static str,
     },
     /// The arguments parse but do not make sense together.
-    Invalid {
-        cmd: &'a str,
-        msg: &'static str,
-    },
+    Invalid { cmd: &'a str, msg: &'static str },
 }
 
 impl fmt::Display for ArgError<'_> {

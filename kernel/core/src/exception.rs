@@ -45,6 +45,7 @@ pub fn has_error_code(vector: u8) -> bool {
 /// A decoded error code, displayable for reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// The vector has no error code.
     None,
     /// #PF: bit 0 present, 1 write, 2 user, 3 reserved bit, 4 instruction fetch, 5 protection
     /// key, 6 shadow stack, 15 SGX.
@@ -56,6 +57,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Decodes the error code `code` of vector `vector`.
     pub fn decode(vector: u8, code: u64) -> ErrorCode {
         match vector {
             14 => ErrorCode::PageFault(code),

@@ -12,7 +12,9 @@ pub const NAME_LEN: usize = 56;
 /// A file in the fw_cfg directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FileEntry {
+    /// Size in bytes.
     pub size: u32,
+    /// The selector key that reads it.
     pub select: u16,
 }
 

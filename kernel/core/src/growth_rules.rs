@@ -18,17 +18,24 @@ use crate::stack_layout::{SlotRange, Zone, zone};
 /// A live stack slot as the slot table describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveSlot {
+    /// The slot's addresses.
     pub range: SlotRange,
+    /// Lowest mapped address.
     pub mapped_lo: u64,
+    /// Lowest address the policy allows to map.
     pub floor: u64,
 }
 
 /// The saved state a handler judges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
+    /// The faulting address (event data).
     pub cr2: u64,
+    /// The interrupted stack pointer.
     pub rsp: u64,
+    /// The saved instruction pointer.
     pub rip: u64,
+    /// The error code the CPU pushed.
     pub error_code: u64,
 }
 
@@ -36,10 +43,12 @@ pub struct Fault {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Map `pages` pages from `page` up to the mapped edge, then resume.
+    #[allow(missing_docs)]
     Grow { page: u64, pages: u64 },
     /// CR2 is below what the stack may use: an overflow, report and stop.
     Overflow,
     /// Not a stack-growth fault; `why` says which check failed.
+    #[allow(missing_docs)]
     NotGrowth { why: &'static str },
 }
 

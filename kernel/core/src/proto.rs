@@ -35,6 +35,7 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// Every exit code, best first.
     pub const ALL: [ExitCode; 5] = [
         ExitCode::Success,
         ExitCode::Failure,

@@ -5,8 +5,11 @@
 /// `len` consecutive entries equal to `value`, starting at index `first`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Run {
+    /// Index of the first entry.
     pub first: usize,
+    /// The repeated value.
     pub value: u64,
+    /// How many entries.
     pub len: usize,
 }
 

@@ -15,8 +15,10 @@ pub const PAGE: u64 = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
     /// `bytes` mapped up front; never grows.
+    #[allow(missing_docs)]
     Fixed { bytes: u64 },
     /// `initial` bytes mapped up front; grows on demand down to `max` bytes.
+    #[allow(missing_docs)]
     Grow { initial: u64, max: u64 },
 }
 
@@ -66,8 +68,12 @@ impl fmt::Display for Policy {
 /// Why a policy does not fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyError {
+    /// A size is not a whole number of pages.
     NotPages,
+    /// `initial` is above `max`.
     InitialAboveMax,
+    /// `max` leaves no room for the guard page in a slot of `span` bytes.
+    #[allow(missing_docs)]
     NoRoomForGuard { max: u64, span: u64 },
 }
 
@@ -102,14 +108,18 @@ impl fmt::Display for PolicyError {
 /// The stack region: `count` slots of `span` bytes from `base`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// Lowest address of slot 0.
     pub base: u64,
+    /// Bytes per slot (a power of two).
     pub span: u64,
+    /// Number of slots.
     pub count: u64,
 }
 
 /// Address ranges of one slot (all half-open).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlotRange {
+    /// The slot's index.
     pub index: u64,
     /// Lowest address of the slot (start of the guard page).
     pub base: u64,
@@ -169,6 +179,7 @@ pub enum Zone {
     /// Already mapped.
     Mapped,
     /// Unmapped but allowed: mapping `[page, mapped_lo)` makes it valid.
+    #[allow(missing_docs)]
     Growable { page: u64, pages: u64 },
     /// Below what the policy allows (the guard page, or reserve past `max`).
     Guard,
@@ -206,6 +217,7 @@ pub fn high_water(words: &[u64]) -> u64 {
 /// bucket everything larger.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Histogram {
+    /// Counts per bucket.
     pub buckets: [u64; HISTOGRAM_BUCKETS],
 }
 
@@ -217,6 +229,7 @@ pub const HISTOGRAM_LABELS: [&str; HISTOGRAM_BUCKETS] =
     ["1k", "2k", "4k", "8k", "16k", "32k", "64k", "rest"];
 
 impl Histogram {
+    /// The bucket a use of `bytes` falls in.
     pub fn bucket_of(bytes: u64) -> usize {
         let mut limit = 1024;
         for k in 0..HISTOGRAM_BUCKETS - 1 {
@@ -228,10 +241,12 @@ impl Histogram {
         HISTOGRAM_BUCKETS - 1
     }
 
+    /// Counts one use of `bytes`.
     pub fn add(&mut self, bytes: u64) {
         self.buckets[Self::bucket_of(bytes)] += 1;
     }
 
+    /// Uses counted.
     pub fn total(&self) -> u64 {
         self.buckets.iter().sum()
     }

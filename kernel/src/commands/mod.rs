@@ -29,8 +29,8 @@ pub struct Command {
     pub run: for<'a> fn(&mut Call<'a>) -> Result<(), ArgError<'a>>,
 }
 
-/// Defines a [`Command`] row: `command!(name, args, help, example, function)`. One line per
-/// row, so the host test that reads the registry from the source can find it.
+/// Defines a [`Command`] row: `command!(name, args, help, example, function)`, the four first
+/// as string literals, so the host test that reads the registry from the source finds them.
 macro_rules! command {
     ($name:literal, $args:literal, $help:literal, $example:literal, $run:expr $(,)?) => {
         $crate::commands::Command {
@@ -75,6 +75,7 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::basic::COMMANDS,
     scenarios::threads::COMMANDS,
     scenarios::hazards::COMMANDS,
+    scenarios::races::COMMANDS,
     scenarios::bench::COMMANDS,
 ];
 

@@ -102,7 +102,8 @@ impl FrameReserve {
                     .compare_exchange(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    core::mem::forget(f);
+                    // The slot now names the frame; `f` (a plain value) is consumed here.
+                    let _ = f;
                     return Ok(());
                 }
             }

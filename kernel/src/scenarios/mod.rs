@@ -8,6 +8,7 @@
 pub mod basic;
 pub mod bench;
 pub mod hazards;
+pub mod races;
 pub mod recursion;
 pub mod threads;
 

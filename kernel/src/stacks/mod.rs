@@ -18,7 +18,10 @@ use crate::arch::x86_64::gdt;
 
 pub use boot::enter_boot_stack;
 pub use extra::{ExtraError, ensure, extra_used, with_extra_stack};
-pub use reserve::{refill as reserve_refill, set as reserve_set, stats as reserve_stats};
+pub use reserve::{
+    DEFAULT_RESERVE, refill as reserve_refill, set as reserve_set, stats as reserve_stats,
+    store as reserve_store,
+};
 pub use slots::{
     FrameSource, GrowError, SpanError, StackError, ThreadStack, create, grow_down_to, histogram,
     layout, live_slot, release, set_span,

@@ -78,7 +78,7 @@ pub fn stats() -> ReserveStats {
     }
 }
 
-/// The reserve itself, for the interleaving tests' hook.
-pub(crate) fn reserve() -> &'static FrameReserve {
+/// The lock-free store itself, for the interleaving scenario (`reserve-race`).
+pub fn store() -> &'static FrameReserve {
     &RESERVE
 }

@@ -218,8 +218,8 @@ pub fn release(stack: ThreadStack) -> Released {
     let grow_pages = meta.grow_pages.load(Ordering::Relaxed);
     context::retire(index);
     meta.tid.store(0, Ordering::Release);
-    let ThreadStack { slot, owned } = stack;
-    drop(owned);
+    // The token goes first: nothing may run on the stack once its pages are unmapped.
+    let ThreadStack { slot, .. } = stack;
     let pages = stackmap::unmap_range(slot.base, slot.top);
     cpu::without_interrupts(|| {
         let mut p = POOL.lock();

@@ -30,10 +30,10 @@ fn build(pf: PfDelivery) -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
     for (vector, addr) in stub_addresses() {
         let addr = VirtAddr::new(addr);
-        // SAFETY (for each set_handler_addr below): `addr` is a naked stub from entry.rs that
+        // SAFETY: for each set_handler_addr below, `addr` is a naked stub from entry.rs that
         // saves every register, calls the dispatcher and returns with iretq, as an interrupt
-        // gate requires; it handles the error-code layout of exactly this vector.
-        // SAFETY (for each set_stack_index below): the IST slot was filled with the top of a
+        // gate requires; it handles the error-code layout of exactly this vector. For each
+        // set_stack_index below, the IST slot was filled with the top of a
         // mapped, guarded stack by gdt::init, which runs before any IDT is loaded, and no two
         // of these vectors share a slot, so one cannot overwrite the other's frame.
         let opts = unsafe {

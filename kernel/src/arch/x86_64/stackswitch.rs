@@ -32,9 +32,8 @@ unsafe fn run_on_stack(top: u64, f: extern "sysv64" fn(u64) -> !, arg: u64) -> !
 
 /// Switches for good to `stack` and calls `f(arg)` there (the boot stack).
 pub fn run_forever(stack: OwnedStack, f: extern "sysv64" fn(u64) -> !, arg: u64) -> ! {
+    // Consumed here: the stack is in use for as long as `f` runs, which is forever.
     let top = stack.top().as_u64();
-    // Forgotten, never dropped: the stack is in use for as long as `f` runs, which is forever.
-    core::mem::forget(stack);
     // SAFETY: an `OwnedStack` is mapped memory that only its holder uses, and this function
     // consumed it; its top is 16-byte aligned (the token's contract).
     unsafe { run_on_stack(top, f, arg) }
