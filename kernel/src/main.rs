@@ -40,23 +40,11 @@ const BOOTLOADER_CONFIG: BootloaderConfig = {
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
 static KERNEL_OFFSET: spin::Once<u64> = spin::Once::new();
-static KERNEL_IMAGE: spin::Once<(u64, u64)> = spin::Once::new();
-
-/// The kernel image's virtual range (the `df-recover` path accepts only RIPs inside it).
-pub fn kernel_image() -> (u64, u64) {
-    *KERNEL_IMAGE.get().unwrap_or(&(0, 0))
-}
 
 fn kernel_main(boot_info: &mut BootInfo) -> ! {
     time::mark_entry(cpu::rdtsc());
     serial::init();
     KERNEL_OFFSET.call_once(|| boot_info.kernel_image_offset);
-    KERNEL_IMAGE.call_once(|| {
-        (
-            boot_info.kernel_image_offset,
-            boot_info.kernel_image_offset + boot_info.kernel_len,
-        )
-    });
     mem::init(boot_info);
     report::init_logger();
     gdt::init(Ist::ALL.map(|i| mem::kva::alloc_stack(i.pages()).1));

@@ -8,12 +8,24 @@
 //!   #DF. The SDM calls #DF an abort ("the program or task cannot be restarted or resumed";
 //!   the saved CS:RIP is undefined, Vol. 3A, Interrupt 8). Recovery is attempted only when
 //!   every check below holds, each ruling out a case where the saved state is not the
-//!   overflowing access: CR2 growable (the #PF that escalated was a stack access in the
-//!   growable part), RSP in the same slot (the push that failed was on this stack), error code
-//!   0 (#DF always pushes 0; anything else means a corrupt frame), and RIP in kernel text
-//!   (returning to anything else would execute garbage).
+//!   overflowing access: a page fault escalated at all (CR2, cleared after every capture, is
+//!   not 0: otherwise it is stale), CR2 growable (the #PF that escalated was a stack access in
+//!   the growable part), close below RSP in the same slot (the push that failed was on this
+//!   stack), and RIP in the kernel's executable code (returning to anything else would execute
+//!   garbage). The #DF error code is not checked: it is always 0 (SDM, Interrupt 8), so a
+//!   check of it could never reject anything.
+//!
+//! Both paths refuse a fault more than [`MAX_FAULT_BELOW_RSP`] bytes below the interrupted
+//! RSP: the stack grows by pushes, calls and event frames, which write right below RSP, or by
+//! moving RSP first and writing above it (stack probes). A write far below RSP into the
+//! thread's own unmapped range is a wild pointer, and mapping pages down to it would hide it.
 
 use crate::stack_layout::{SlotRange, Zone, zone};
+
+/// Furthest below the interrupted RSP that a real stack access faults: a push or call writes
+/// at RSP - 8, an event frame at most at RSP - 56 (64-bit mode aligns RSP down to 16 bytes,
+/// then pushes 6 quadwords with an error code; SDM Vol. 3A §6.14.2).
+pub const MAX_FAULT_BELOW_RSP: u64 = 64;
 
 /// A live stack slot as the slot table describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +86,9 @@ fn own_stack_growth(
         Zone::Growable { .. } if !in_slot(&s.range, f.rsp) => {
             not("RSP is not in the stack that CR2 names")
         }
+        Zone::Growable { .. } if f.cr2.saturating_add(MAX_FAULT_BELOW_RSP) < f.rsp => {
+            not("CR2 is far below RSP: a wild access, not the stack growing")
+        }
         Zone::Growable { page, pages } => Ok((page, pages)),
     }
 }
@@ -87,22 +102,47 @@ pub fn judge_pf(cr2_slot: Option<LiveSlot>, f: Fault) -> Verdict {
     }
 }
 
-/// Decision for a #DF under `df-recover`. `text` is the kernel's executable range. On top of
-/// the shared checks: the #DF error code must be 0 and the saved RIP in kernel text.
-pub fn judge_df(cr2_slot: Option<LiveSlot>, f: Fault, text: (u64, u64)) -> Verdict {
+/// Decision for a #DF under `df-recover`. `cr2` in `f` is 0 when no page fault escalated to
+/// this #DF; `text` is the kernel's executable code. On top of the shared checks: a page
+/// fault escalated, and the saved RIP is in `text`.
+pub fn judge_df(cr2_slot: Option<LiveSlot>, f: Fault, text: core::ops::Range<u64>) -> Verdict {
+    if f.cr2 == 0 {
+        return Verdict::NotGrowth {
+            why: "no page fault escalated to this #DF (CR2 is 0)",
+        };
+    }
     let mapped = "CR2 is mapped: this #DF is not a stack overflow";
     let (page, pages) = match own_stack_growth(cr2_slot, f, mapped) {
         Ok(g) => g,
         Err(v) => return v,
     };
-    let why = if f.error_code != 0 {
-        "#DF error code is not 0"
-    } else if f.rip < text.0 || f.rip >= text.1 {
-        "saved RIP is not in kernel text"
-    } else {
-        return Verdict::Grow { page, pages };
-    };
-    Verdict::NotGrowth { why }
+    if !text.contains(&f.rip) {
+        return Verdict::NotGrowth {
+            why: "saved RIP is not in the kernel's code",
+        };
+    }
+    Verdict::Grow { page, pages }
+}
+
+/// Where a trap frame moved off the #PF IST stack lands, for a frame of `bytes` and the
+/// interrupted `rsp`: 128 bytes of margin below RSP, 16-byte aligned.
+pub fn moved_frame_at(rsp: u64, bytes: u64) -> Option<u64> {
+    rsp.checked_sub(128 + bytes).map(|a| a & !15)
+}
+
+/// The growth a non-growth #PF needs before its frame can move to the interrupted stack at
+/// `to` (from [`moved_frame_at`]): `Some(page)` if `to` lies in the growable part of the live
+/// slot that RSP is on, `None` if it is already mapped or may not be mapped (then the move is
+/// refused and the fault is fatal).
+pub fn room_to_move(slot: Option<LiveSlot>, rsp: u64, to: u64) -> Option<u64> {
+    let s = slot?;
+    if !in_slot(&s.range, rsp) || to < s.range.base {
+        return None;
+    }
+    match zone(&s.range, s.mapped_lo, s.floor, to) {
+        Zone::Growable { page, .. } => Some(page),
+        Zone::Mapped | Zone::Guard => None,
+    }
 }
 
 #[cfg(test)]
@@ -111,7 +151,7 @@ mod tests {
     use crate::stack_layout::{Layout, PAGE};
 
     const K: u64 = 1024;
-    const TEXT: (u64, u64) = (0x0080_0000_0000, 0x0080_0010_0000);
+    const TEXT: core::ops::Range<u64> = 0x0080_0000_0000..0x0080_0010_0000;
 
     fn live() -> LiveSlot {
         let range = Layout::new(0xffff_e010_0000_0000, 64 * K, 16)
@@ -128,7 +168,7 @@ mod tests {
         Fault {
             cr2,
             rsp,
-            rip: TEXT.0 + 0x100,
+            rip: TEXT.start + 0x100,
             error_code: 0,
         }
     }
@@ -171,16 +211,27 @@ mod tests {
     }
 
     #[test]
-    fn pf_rsp_must_be_in_the_same_slot() {
+    fn pf_rsp_must_be_in_the_same_slot_and_close_above_cr2() {
         let s = live();
         let cr2 = s.mapped_lo - 8;
         assert!(matches!(
-            judge_pf(Some(s), fault(cr2, s.range.top)),
+            judge_pf(Some(s), fault(cr2, cr2 + MAX_FAULT_BELOW_RSP)),
             Verdict::Grow { .. }
         ));
         assert!(matches!(
             judge_pf(Some(s), fault(cr2, s.range.base)),
             Verdict::Grow { .. }
+        ));
+        // A wild write far below RSP, inside the thread's own growable range.
+        assert_eq!(
+            judge_pf(Some(s), fault(cr2, cr2 + MAX_FAULT_BELOW_RSP + 1)),
+            Verdict::NotGrowth {
+                why: "CR2 is far below RSP: a wild access, not the stack growing"
+            }
+        );
+        assert!(matches!(
+            judge_pf(Some(s), fault(s.floor, s.range.top)),
+            Verdict::NotGrowth { .. }
         ));
         assert!(matches!(
             judge_pf(Some(s), fault(cr2, s.range.top + 1)),
@@ -208,25 +259,21 @@ mod tests {
                 pages: 1
             }
         );
-        let bad_code = Fault {
-            error_code: 1,
-            ..ok
-        };
         assert_eq!(
-            judge_df(Some(s), bad_code, TEXT),
+            judge_df(Some(s), Fault { cr2: 0, ..ok }, TEXT),
             Verdict::NotGrowth {
-                why: "#DF error code is not 0"
+                why: "no page fault escalated to this #DF (CR2 is 0)"
             }
         );
-        for rip in [TEXT.0 - 1, TEXT.1] {
+        for rip in [TEXT.start - 1, TEXT.end] {
             assert_eq!(
                 judge_df(Some(s), Fault { rip, ..ok }, TEXT),
                 Verdict::NotGrowth {
-                    why: "saved RIP is not in kernel text"
+                    why: "saved RIP is not in the kernel's code"
                 }
             );
         }
-        for rip in [TEXT.0, TEXT.1 - 1] {
+        for rip in [TEXT.start, TEXT.end - 1] {
             assert!(matches!(
                 judge_df(Some(s), Fault { rip, ..ok }, TEXT),
                 Verdict::Grow { .. }
@@ -257,5 +304,26 @@ mod tests {
             judge_df(None, ok, TEXT),
             Verdict::NotGrowth { .. }
         ));
+    }
+
+    #[test]
+    fn a_moved_frame_needs_growth_only_inside_the_growable_part() {
+        let s = live();
+        // RSP well inside the mapped part: the copy lands in mapped memory, nothing to grow.
+        let rsp = s.range.top - 1024;
+        let to = moved_frame_at(rsp, 192).unwrap();
+        assert_eq!(to, (rsp - 320) & !15);
+        assert_eq!(room_to_move(Some(s), rsp, to), None);
+        // RSP 8 bytes above the mapped edge: the copy needs the page below it.
+        let rsp = s.mapped_lo + 8;
+        let to = moved_frame_at(rsp, 192).unwrap();
+        assert_eq!(room_to_move(Some(s), rsp, to), Some(s.mapped_lo - PAGE));
+        // Exactly at the floor the copy fits; one byte lower it may not be mapped.
+        assert_eq!(room_to_move(Some(s), s.floor + 320, s.floor), Some(s.floor));
+        assert_eq!(room_to_move(Some(s), s.floor + 320, s.floor - 16), None);
+        // RSP on another stack, or no live slot: no growth here.
+        assert_eq!(room_to_move(Some(s), s.range.top + 8, s.mapped_lo - 64), None);
+        assert_eq!(room_to_move(None, rsp, to), None);
+        assert_eq!(moved_frame_at(100, 192), None);
     }
 }

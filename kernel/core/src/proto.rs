@@ -200,6 +200,22 @@ impl<'w, W: Write> Record<'w, W> {
         self
     }
 
+    /// An array of strings (escaped).
+    pub fn str_list(mut self, key: &str, values: &[&str]) -> Self {
+        self.key(key);
+        self.raw(format_args!("["));
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.raw(format_args!(","));
+            }
+            if self.err.is_ok() {
+                self.err = write_json_str(self.out, v);
+            }
+        }
+        self.raw(format_args!("]"));
+        self
+    }
+
     /// An array of unsigned numbers.
     pub fn u64_list(mut self, key: &str, values: &[u64]) -> Self {
         self.key(key);

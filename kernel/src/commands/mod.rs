@@ -76,6 +76,7 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::threads::COMMANDS,
     scenarios::hazards::COMMANDS,
     scenarios::races::COMMANDS,
+    scenarios::edge::COMMANDS,
     scenarios::bench::COMMANDS,
 ];
 

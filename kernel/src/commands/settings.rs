@@ -180,6 +180,13 @@ fn reserve(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
 
 fn stack_span(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let b = c.number(0);
+    let p = scenarios::policy();
+    if b.is_power_of_two()
+        && let Err(e) = p.validate(b)
+    {
+        c.refuse(format_args!("the current policy {p} does not fit a {}K slot: {e}", b / 1024));
+        return Ok(());
+    }
     match stacks::set_span(b) {
         Ok(()) => report::result(|r| r.bool("ok", true).u64("span", b)),
         Err(stacks::SpanError::Bad) => {

@@ -27,7 +27,7 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
             rip: frame.rip,
             error_code: frame.error_code,
         };
-        match judge_df(stacks::live_slot(cr2), f, crate::kernel_image()) {
+        match judge_df(stacks::live_slot(cr2), f, cpu::kernel_text()) {
             Verdict::Grow { page, .. } => {
                 match growth::grow(Path::DfRecover, page, t0, frame.rip, cr2) {
                     Ok(()) => return,

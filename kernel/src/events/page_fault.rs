@@ -10,11 +10,12 @@
 //! register now: a nested fault may have overwritten the register since.
 
 use stacklab_core::event::{Arrival, Event};
-use stacklab_core::growth_rules::{Fault, Verdict, judge_pf};
+use stacklab_core::growth_rules::{Fault, Verdict, judge_pf, moved_frame_at, room_to_move};
 
 use super::inject::{self, Injection};
 use super::report;
-use crate::arch::x86_64::entry::{self, TrapFrame};
+use crate::arch::x86_64::entry::{self, TRAP_FRAME_SIZE, TrapFrame};
+use crate::arch::x86_64::gdt::{self, Ist};
 use crate::arch::x86_64::{cpu, stackswitch};
 use crate::growth::{self, Mode, Path};
 use crate::mem::lazy;
@@ -25,6 +26,15 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
     let t0 = cpu::rdtsc();
     let cr2 = event.data;
     let on_ist = matches!(event.stack, Arrival::Ist(_));
+    if on_ist
+        && growth::mode() != Mode::PfIstNaive
+        && gdt::ist_area(Ist::PageFault).contains(&frame.rsp)
+    {
+        // The fault came from code running on the #PF IST stack itself: the CPU rewound the
+        // stack to its top and wrote this frame over the outer one. (`pf-ist-naive` lets this
+        // happen on purpose, and its scenario detects the damage itself.)
+        report::ist_reentered(frame, cr2);
+    }
     let verdict = if growth::mode() == Mode::Abort {
         Verdict::Overflow
     } else {
@@ -51,13 +61,28 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
         }
         stackswitch::call_on_df_stack(frame, cr2, overflow);
     }
-    if on_ist
-        && growth::mode() == Mode::PfIst
-        && !entry::continue_on_interrupted_stack(frame, &KernelSpace, ordinary_moved)
-    {
-        report::fatal(frame, cr2);
+    if on_ist && growth::mode() == Mode::PfIst {
+        make_room_to_move(frame, t0);
+        if !entry::continue_on_interrupted_stack(frame, &KernelSpace, ordinary_moved) {
+            report::fatal(frame, cr2);
+        }
     }
     ordinary(frame, cr2)
+}
+
+/// Before an ordinary #PF moves off the IST stack onto the interrupted one: if the copy would
+/// land below a growable stack's mapped edge, grow the stack down to it first, as a growth
+/// fault there would. (Refusing the move would make a valid fault fatal just because RSP was
+/// close to the edge.)
+fn make_room_to_move(frame: &TrapFrame, t0: u64) {
+    let Some(to) = moved_frame_at(frame.rsp, TRAP_FRAME_SIZE as u64) else {
+        return;
+    };
+    if let Some(page) = room_to_move(stacks::live_slot(frame.rsp), frame.rsp, to)
+        && let Err(e) = growth::grow(Path::PfIst, page, t0, frame.rip, to)
+    {
+        report::grow_failed(frame, to, e, "#PF");
+    }
 }
 
 fn overflow(frame: &TrapFrame, cr2: u64) -> ! {

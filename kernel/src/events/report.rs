@@ -37,6 +37,26 @@ pub(super) fn clobbered_frame(cr2: u64, c: Clobbered) -> ! {
     report::exit_fatal(ExitCode::Abort)
 }
 
+/// A #PF arrived on the #PF IST stack from code that was running on it: the outer frame is
+/// gone (the CPU rewound the stack to its top).
+pub(super) fn ist_reentered(frame: &TrapFrame, cr2: u64) -> ! {
+    let _ = writeln!(
+        serial::emergency(),
+        "BUG: #PF at {cr2:#x} taken on the #PF IST stack itself (RSP {:#x}): the outer frame was overwritten",
+        frame.rsp
+    );
+    report::emit_fatal("abort", |r| {
+        r.str("reason", "ist-reentered")
+            .u64("vector", Vector::PAGE_FAULT.0 as u64)
+            .str("name", Vector::PAGE_FAULT.mnemonic())
+            .hex("cr2", cr2)
+            .hex("rip", frame.rip)
+            .hex("rsp", frame.rsp)
+            .hex("rflags", frame.rflags)
+    });
+    report::exit_fatal(ExitCode::Abort)
+}
+
 /// Growth was due but could not be done.
 pub(super) fn grow_failed(frame: &TrapFrame, cr2: u64, e: GrowError, via: &str) -> ! {
     let (reason, what) = match e {

@@ -56,6 +56,16 @@ pub fn read(addr: u64) -> Option<u8> {
     contains(addr).then(|| unsafe { provoke::read_byte(addr) })
 }
 
+/// Writes `v` at `addr` of the area with RSP parked at `at` (see
+/// `provoke::write_byte_at`). False outside the area or if the stack check refuses.
+pub fn write_with_rsp_at(at: u64, addr: u64, v: u8) -> bool {
+    if !contains(addr) {
+        return false;
+    }
+    // SAFETY: as in `write`: no Rust object owns this memory.
+    unsafe { provoke::write_byte_at(at, addr, v, &super::stackmap::KernelSpace) }.is_ok()
+}
+
 /// Writes `v` at `addr` of the area (the first touch of its page faults it in). False outside
 /// the area.
 pub fn write(addr: u64, v: u8) -> bool {

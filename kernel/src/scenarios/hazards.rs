@@ -54,8 +54,8 @@ fn edge_irq(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let lost0 = pic::lost_recovered();
     let Some((j, _)) = run_thread("edge-irq", policy(), || {
         let s = stacks::find(cpu::rsp()).expect("on a thread stack");
-        match provoke::spin_at(s.lo(), pic::ticks_counter(), &KernelSpace) {
-            Ok(()) => s.lo(),
+        match provoke::spin_at(s.lo(), pic::ticks_counter(), || {}, &KernelSpace) {
+            Ok(_) => s.lo(),
             Err(_) => 0,
         }
     }) else {

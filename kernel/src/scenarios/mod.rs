@@ -7,6 +7,7 @@
 
 pub mod basic;
 pub mod bench;
+pub mod edge;
 pub mod hazards;
 pub mod races;
 pub mod recursion;

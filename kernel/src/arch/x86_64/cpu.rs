@@ -64,3 +64,16 @@ pub fn interrupts_enabled() -> bool {
 pub fn enable_interrupts() {
     x86_64::instructions::interrupts::enable();
 }
+
+unsafe extern "C" {
+    /// First byte of the kernel image's first loadable segment (the linker defines it).
+    safe static __executable_start: u8;
+    /// One past the last byte of executable code (the linker defines it).
+    safe static etext: u8;
+}
+
+/// The kernel's executable code, as loaded (the linker's `__executable_start` up to `etext`):
+/// where a saved RIP that is safe to return to must lie.
+pub fn kernel_text() -> core::ops::Range<u64> {
+    (&raw const __executable_start) as u64..(&raw const etext) as u64
+}

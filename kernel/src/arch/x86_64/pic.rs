@@ -32,17 +32,37 @@ pub fn init() {
             pics.initialize();
             pics.write_masks(0b1111_1010, 0b1111_1111);
         }
-        let divisor = (PIT_HZ / TIMER_HZ) as u16;
-        let mut cmd = Port::<u8>::new(0x43);
-        let mut ch0 = Port::<u8>::new(0x40);
+    });
+    periodic();
+}
+
+/// Programs PIT channel 0 (IRQ 0), mode `mode`, with `count` input clocks.
+fn program_channel0(mode: u8, count: u16) {
+    let mut cmd = Port::<u8>::new(0x43);
+    let mut ch0 = Port::<u8>::new(0x40);
+    super::cpu::without_interrupts(|| {
         // SAFETY: the PIT's mode/command and channel-0 data ports: channel 0, lobyte/hibyte,
-        // mode 2 (rate generator), binary.
+        // the given mode, binary; then the count, low byte first. Only the timer's rate
+        // changes.
         unsafe {
-            cmd.write(0b0011_0100);
-            ch0.write((divisor & 0xff) as u8);
-            ch0.write((divisor >> 8) as u8);
+            cmd.write(0b0011_0000 | (mode << 1));
+            ch0.write((count & 0xff) as u8);
+            ch0.write((count >> 8) as u8);
         }
     });
+}
+
+/// The periodic timer at [`TIMER_HZ`] (mode 2, rate generator): the boot setting.
+pub fn periodic() {
+    program_channel0(2, (PIT_HZ / TIMER_HZ) as u16);
+}
+
+/// Exactly one timer interrupt, `us` microseconds from now (mode 0, interrupt on terminal
+/// count: the output rises once and stays high), and none after it until [`periodic`]. For
+/// tests that must know how many timer interrupts the hardware raised.
+pub fn one_shot(us: u32) {
+    let count = (PIT_HZ as u64 * us as u64 / 1_000_000).clamp(1, 0xffff) as u16;
+    program_channel0(0, count);
 }
 
 /// The IRQ-side work of a PIC line's delivery, from `trap::dispatch`: a spurious IRQ 7/15 is

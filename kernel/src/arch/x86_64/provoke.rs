@@ -56,7 +56,7 @@ pub unsafe fn write_byte(addr: u64, v: u8) {
 /// Why a stack probe refused to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EdgeError {
-    /// The address is not 16-byte aligned.
+    /// The address is not 8-byte aligned.
     Misaligned,
     /// It is not below the current stack pointer.
     NotBelowRsp,
@@ -69,7 +69,7 @@ pub enum EdgeError {
 /// frame) is mapped without a hole: by the [`AddressSpace`] contract it is then free memory of
 /// the running stack, below everything live.
 fn own_free_stack(addr: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
-    if !addr.is_multiple_of(16) {
+    if !addr.is_multiple_of(8) {
         return Err(EdgeError::Misaligned);
     }
     let rsp = super::cpu::rsp();
@@ -86,7 +86,7 @@ fn own_free_stack(addr: u64, space: &impl AddressSpace) -> Result<(), EdgeError>
 /// below the stack pointer (checked). Used to calibrate the high-water mark: the deepest word
 /// the thread ever wrote is then exactly known.
 pub fn mark_stack_word(addr: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
-    own_free_stack(addr & !15, space)?;
+    own_free_stack(addr, space)?;
     // SAFETY: checked above: the word lies in the running stack's own mapped memory below the
     // live part; the kernel has no red zone (x86_64-unknown-none), so the compiler keeps no
     // data below RSP.
@@ -135,10 +135,22 @@ pub fn push_below(edge: u64, space: &impl AddressSpace) -> Result<u64, EdgeError
 
 /// Moves RSP to `at` and spins with interrupts enabled until the counter `ticks` changes, so
 /// that the next interrupt frame is pushed right below `at` (with `at` the mapped edge, the
-/// interrupt's delivery is the growth fault). Same contract as [`push_below`].
-pub fn spin_at(at: u64, ticks: &AtomicU64, space: &impl AddressSpace) -> Result<(), EdgeError> {
+/// interrupt's delivery is the growth fault). Interrupts are disabled the moment the change is
+/// seen, and the counter is read again then: the returned difference is exactly what the one
+/// delivery that ended the wait added (2 would mean it was counted twice). Interrupts are
+/// enabled on return. Same contract as [`push_below`].
+pub fn spin_at(
+    at: u64,
+    ticks: &AtomicU64,
+    arm: fn(),
+    space: &impl AddressSpace,
+) -> Result<u64, EdgeError> {
     own_free_stack(at, space)?;
     let start = ticks.load(Ordering::Relaxed);
+    // Whatever makes the interrupt come (a one-shot timer, say) starts after `start` is read,
+    // so the interrupt cannot be missed by the loop.
+    arm();
+    let end: u64;
     // SAFETY: as in `push_below`: RSP sits at `at`, above which is this stack's own live
     // data, while the loop reads one word through a pointer (not through RSP); only interrupt
     // delivery pushes below `at`.
@@ -151,10 +163,86 @@ pub fn spin_at(at: u64, ticks: &AtomicU64, space: &impl AddressSpace) -> Result<
             "pause",
             "cmp [{t}], {start}",
             "je 2b",
+            "cli",
+            "mov {end}, [{t}]",
             "mov rsp, r12",
+            "sti",
             at = in(reg) at,
             t = in(reg) ticks.as_ptr(),
             start = in(reg) start,
+            end = out(reg) end,
+            out("r12") _,
+        )
+    };
+    Ok(end - start)
+}
+
+/// Moves RSP to `at`, pushes `value` and pops it again, and returns what was popped: with
+/// `at` the mapped edge, the push is the growth fault and must be re-run exactly. Same
+/// contract as [`push_below`].
+pub fn push_at(at: u64, value: u64, space: &impl AddressSpace) -> Result<u64, EdgeError> {
+    own_free_stack(at, space)?;
+    let popped: u64;
+    // SAFETY: as in `push_below`: only the pushed word goes below `at`, onto this stack's own
+    // unmapped page (the fault path maps it) or its own free memory.
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "mov rsp, {at}",
+            "push {v}",
+            "pop {out}",
+            "mov rsp, r12",
+            at = in(reg) at,
+            v = in(reg) value,
+            out = lateout(reg) popped,
+            out("r12") _,
+        )
+    };
+    Ok(popped)
+}
+
+/// Moves RSP to `at` and executes `int3`, so the #BP frame (and its handler) go right below
+/// `at`. Same contract as [`push_below`].
+pub fn int3_at(at: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
+    own_free_stack(at, space)?;
+    // SAFETY: as in `push_below`: only the CPU's #BP frame and the handler go below `at`.
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "mov rsp, {at}",
+            "int3",
+            "mov rsp, r12",
+            at = in(reg) at,
+            out("r12") _,
+        )
+    };
+    Ok(())
+}
+
+/// Moves RSP to `at` and writes `v` at `addr`, so that a page fault on `addr` is taken with
+/// RSP right above the stack's edge.
+///
+/// # Safety
+/// `addr` must satisfy [`write_byte`]'s contract; the stack side is checked as for
+/// [`push_below`].
+pub unsafe fn write_byte_at(
+    at: u64,
+    addr: u64,
+    v: u8,
+    space: &impl AddressSpace,
+) -> Result<(), EdgeError> {
+    own_free_stack(at, space)?;
+    // SAFETY: the store is allowed by the caller's promise; the stack side is as in
+    // `push_below` (only the #PF frame and its handler go below `at`).
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "mov rsp, {at}",
+            "mov byte ptr [{a}], {v}",
+            "mov rsp, r12",
+            at = in(reg) at,
+            a = in(reg) addr,
+            v = in(reg_byte) v,
             out("r12") _,
         )
     };
