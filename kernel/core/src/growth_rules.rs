@@ -59,6 +59,9 @@ pub enum Verdict {
     Grow { page: u64, pages: u64 },
     /// CR2 is below what the stack may use: an overflow, report and stop.
     Overflow,
+    /// CR2 is in the growable part of the stack RSP is on, but far below RSP: a wild access
+    /// (a stray pointer), not the stack growing; report it, never grow for it.
+    WildAccess,
     /// Not a stack-growth fault; `why` says which check failed.
     #[allow(missing_docs)]
     NotGrowth { why: &'static str },
@@ -87,7 +90,7 @@ fn own_stack_growth(
             not("RSP is not in the stack that CR2 names")
         }
         Zone::Growable { .. } if f.cr2.saturating_add(MAX_FAULT_BELOW_RSP) < f.rsp => {
-            not("CR2 is far below RSP: a wild access, not the stack growing")
+            Err(Verdict::WildAccess)
         }
         Zone::Growable { page, pages } => Ok((page, pages)),
     }
@@ -225,14 +228,16 @@ mod tests {
         // A wild write far below RSP, inside the thread's own growable range.
         assert_eq!(
             judge_pf(Some(s), fault(cr2, cr2 + MAX_FAULT_BELOW_RSP + 1)),
-            Verdict::NotGrowth {
-                why: "CR2 is far below RSP: a wild access, not the stack growing"
-            }
+            Verdict::WildAccess
         );
-        assert!(matches!(
+        assert_eq!(
             judge_pf(Some(s), fault(s.floor, s.range.top)),
-            Verdict::NotGrowth { .. }
-        ));
+            Verdict::WildAccess
+        );
+        assert_eq!(
+            judge_df(Some(s), fault(s.floor, s.range.top), TEXT),
+            Verdict::WildAccess
+        );
         assert!(matches!(
             judge_pf(Some(s), fault(cr2, s.range.top + 1)),
             Verdict::NotGrowth { .. }
@@ -322,7 +327,10 @@ mod tests {
         assert_eq!(room_to_move(Some(s), s.floor + 320, s.floor), Some(s.floor));
         assert_eq!(room_to_move(Some(s), s.floor + 320, s.floor - 16), None);
         // RSP on another stack, or no live slot: no growth here.
-        assert_eq!(room_to_move(Some(s), s.range.top + 8, s.mapped_lo - 64), None);
+        assert_eq!(
+            room_to_move(Some(s), s.range.top + 8, s.mapped_lo - 64),
+            None
+        );
         assert_eq!(room_to_move(None, rsp, to), None);
         assert_eq!(moved_frame_at(100, 192), None);
     }

@@ -184,7 +184,10 @@ fn stack_span(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     if b.is_power_of_two()
         && let Err(e) = p.validate(b)
     {
-        c.refuse(format_args!("the current policy {p} does not fit a {}K slot: {e}", b / 1024));
+        c.refuse(format_args!(
+            "the current policy {p} does not fit a {}K slot: {e}",
+            b / 1024
+        ));
         return Ok(());
     }
     match stacks::set_span(b) {

@@ -35,6 +35,7 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
                 }
             }
             Verdict::NotGrowth { why } => refused = Some(why),
+            Verdict::WildAccess => report::wild_access(frame, cr2, "#DF"),
             Verdict::Overflow => {}
         }
     }

@@ -13,14 +13,25 @@ pub enum Injection {
     /// The next demand fault in the first half of the demand area takes a second demand
     /// fault from inside its handler, and checks its own saved frame afterwards.
     NestedDemandFault,
+    /// The next stack-growth #PF handled on the #PF IST stack touches an unmapped address
+    /// before growing, so a #PF arrives on that IST stack from code running on it.
+    FaultOnPfIst,
 }
 
 static NESTED_DEMAND_FAULT: AtomicBool = AtomicBool::new(false);
+static FAULT_ON_PF_IST: AtomicBool = AtomicBool::new(false);
 
 fn flag(i: Injection) -> &'static AtomicBool {
     match i {
         Injection::NestedDemandFault => &NESTED_DEMAND_FAULT,
+        Injection::FaultOnPfIst => &FAULT_ON_PF_IST,
     }
+}
+
+/// [`Injection::FaultOnPfIst`]: reads a page that is never mapped (the first page of the
+/// address space), from the #PF handler on its IST stack.
+pub fn fault_on_pf_ist() {
+    let _ = crate::mem::probe_read(0x1000);
 }
 
 /// Arms `i` for its next occasion.

@@ -48,7 +48,13 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
             },
         )
     };
+    if verdict == Verdict::WildAccess {
+        report::wild_access(frame, cr2, "#PF");
+    }
     if let Verdict::Grow { page, .. } = verdict {
+        if on_ist && inject::take(Injection::FaultOnPfIst) {
+            inject::fault_on_pf_ist();
+        }
         let path = if on_ist { Path::PfIst } else { Path::PfGate };
         match growth::grow(path, page, t0, frame.rip, cr2) {
             Ok(()) => return,

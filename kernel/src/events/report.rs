@@ -57,6 +57,29 @@ pub(super) fn ist_reentered(frame: &TrapFrame, cr2: u64) -> ! {
     report::exit_fatal(ExitCode::Abort)
 }
 
+/// A fault in the growable part of a thread's stack, far below its RSP: a stray pointer.
+pub(super) fn wild_access(frame: &TrapFrame, cr2: u64, via: &str) -> ! {
+    let s = stacks::find(cr2);
+    let name = s.as_ref().map_or("?", |s| s.name());
+    let _ = writeln!(
+        serial::emergency(),
+        "BUG: wild access at {cr2:#x}, {} bytes below RSP {:#x}, in the unmapped part of thread '{name}''s stack: not growth, caught by {via}",
+        frame.rsp.saturating_sub(cr2),
+        frame.rsp
+    );
+    report::emit_fatal("abort", |r| {
+        r.str("reason", "wild-stack-access")
+            .str("via", via)
+            .str("thread", name)
+            .hex("cr2", cr2)
+            .hex("rip", frame.rip)
+            .hex("rsp", frame.rsp)
+            .hex("rflags", frame.rflags)
+            .u64("below_rsp", frame.rsp.saturating_sub(cr2))
+    });
+    report::exit_fatal(ExitCode::Abort)
+}
+
 /// Growth was due but could not be done.
 pub(super) fn grow_failed(frame: &TrapFrame, cr2: u64, e: GrowError, via: &str) -> ! {
     let (reason, what) = match e {

@@ -101,7 +101,10 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
     match kind {
         Kind::Push if got != PUSHED => return Err(format!("popped {got:#x}")),
         Kind::Int3 if events::breakpoints().hits - bp0 != 1 => {
-            return Err(format!("{} breakpoint hits", events::breakpoints().hits - bp0));
+            return Err(format!(
+                "{} breakpoint hits",
+                events::breakpoints().hits - bp0
+            ));
         }
         Kind::Timer if got != 1 => return Err(format!("one interrupt counted {got} times")),
         Kind::Demand if got != 1 => return Err(String::from("the write was refused")),
@@ -122,7 +125,10 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
     }
     // A lost interrupt's delivery grew the stack by a page it then never wrote (the CPU gave
     // up the delivery), so that page counts even though the high-water mark stays above it.
-    let need = j.high_water.div_ceil(PAGE).max(if want_lost == 1 { 2 } else { 0 });
+    let need = j
+        .high_water
+        .div_ceil(PAGE)
+        .max(if want_lost == 1 { 2 } else { 0 });
     if j.pages != need {
         return Err(format!(
             "{} pages mapped for a high-water mark of {} bytes",
@@ -174,7 +180,9 @@ fn edge_sweep(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     );
     report::result(|r| {
         let list: Vec<&str> = failures.iter().map(String::as_str).collect();
-        r.bool("ok", ok).u64("cases", cases).str_list("failures", &list)
+        r.bool("ok", ok)
+            .u64("cases", cases)
+            .str_list("failures", &list)
     });
     if !ok {
         fail();

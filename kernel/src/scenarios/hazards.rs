@@ -39,6 +39,20 @@ pub const COMMANDS: &[Command] = &[
         ensure_cmd
     ),
     command!(
+        "wild-write",
+        "DISTANCE:64..1M",
+        "a thread writes DISTANCE bytes below its RSP, where nothing is mapped: never growth, a fatal #PF report",
+        "wild-write 8K",
+        wild_write
+    ),
+    command!(
+        "ist-reenter",
+        "",
+        "under pf-ist: the growth #PF handler takes a #PF on its own IST stack (injected): the re-entry report",
+        "ist-reenter",
+        ist_reenter
+    ),
+    command!(
         "reclaim",
         "LEVELS:1..64 MODE:plain|ensure|extra",
         "zram-style reclaim chain: plain | ensure | extra",
@@ -77,6 +91,40 @@ fn edge_irq(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
         )
     });
     if !ok {
+        fail();
+    }
+    Ok(())
+}
+
+/// `wild-write DISTANCE`: a stray write into the thread's own unmapped stack range, far below
+/// RSP. Growth paths must refuse it (`growth_rules::MAX_FAULT_BELOW_RSP`); it ends in a fatal
+/// #PF report. Completing is a failure.
+fn wild_write(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
+    let distance = c.number(0);
+    let ran = run_thread("wild-write", policy(), move || {
+        provoke::poke_unmapped_below_rsp(distance, &KernelSpace).unwrap_or(0)
+    });
+    if let Some((j, _)) = ran {
+        report::result(|r| {
+            r.bool("ok", false)
+                .hex("addr", j.result)
+                .u64("pages", j.pages)
+        });
+        fail();
+    }
+    Ok(())
+}
+
+/// `ist-reenter`: arms the injection that makes the next growth #PF handler (on the #PF IST
+/// stack, under `pf-ist`) take a #PF itself, then grows a stack. Ends in the re-entry report.
+fn ist_reenter(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
+    inject::arm(Injection::FaultOnPfIst);
+    let ran = run_thread("ist-reenter", policy(), || {
+        let s = stacks::find(cpu::rsp()).expect("on a thread stack");
+        provoke::push_below(s.lo(), &KernelSpace).unwrap_or(0)
+    });
+    if ran.is_some() {
+        report::result(|r| r.bool("ok", false));
         fail();
     }
     Ok(())

@@ -60,6 +60,11 @@ pub fn interrupts_enabled() -> bool {
     x86_64::instructions::interrupts::are_enabled()
 }
 
+/// Disables maskable interrupts.
+pub fn disable_interrupts() {
+    x86_64::instructions::interrupts::disable();
+}
+
 /// Enables maskable interrupts.
 pub fn enable_interrupts() {
     x86_64::instructions::interrupts::enable();

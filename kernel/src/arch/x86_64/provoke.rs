@@ -146,9 +146,12 @@ pub fn spin_at(
     space: &impl AddressSpace,
 ) -> Result<u64, EdgeError> {
     own_free_stack(at, space)?;
+    // Interrupts stay off from here until RSP is parked (the `sti` below), so the interrupt
+    // cannot arrive early, on the unparked stack, however slowly the machine runs; whatever
+    // makes it come (a one-shot timer, say) starts after `start` is read, so the loop cannot
+    // miss it either.
+    super::cpu::disable_interrupts();
     let start = ticks.load(Ordering::Relaxed);
-    // Whatever makes the interrupt come (a one-shot timer, say) starts after `start` is read,
-    // so the interrupt cannot be missed by the loop.
     arm();
     let end: u64;
     // SAFETY: as in `push_below`: RSP sits at `at`, above which is this stack's own live
@@ -217,6 +220,25 @@ pub fn int3_at(at: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
         )
     };
     Ok(())
+}
+
+/// Writes one byte `distance` bytes below the stack pointer, where nothing is mapped (checked):
+/// the write must fault, and the #PF handler decides what it is. A stray pointer into the
+/// thread's own unmapped stack range looks like this; growing the stack for it would hide it.
+pub fn poke_unmapped_below_rsp(distance: u64, space: &impl AddressSpace) -> Result<u64, EdgeError> {
+    let addr = super::cpu::rsp()
+        .checked_sub(distance)
+        .ok_or(EdgeError::NotBelowRsp)?;
+    if distance < 64 {
+        return Err(EdgeError::NotBelowRsp);
+    }
+    if space.is_mapped(VirtAddr::new_truncate(addr)) {
+        return Err(EdgeError::NotOwnStack);
+    }
+    // SAFETY: no page is mapped at `addr` (checked), so the store cannot touch any object:
+    // it faults, and whatever the fault path maps there is fresh memory no one references.
+    unsafe { write_byte(addr, 0x77) };
+    Ok(addr)
 }
 
 /// Moves RSP to `at` and writes `v` at `addr`, so that a page fault on `addr` is taken with
