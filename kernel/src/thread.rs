@@ -333,27 +333,48 @@ pub fn on_tick() {
     }
 }
 
-/// (context switches, preemptions, live threads).
-pub fn stats() -> (u64, u64, usize) {
+/// The scheduler's counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedStats {
+    /// Context switches since boot.
+    pub switches: u64,
+    /// Switches the timer forced.
+    pub preemptions: u64,
+    /// Threads that exist (the boot thread included).
+    pub live: u64,
+}
+
+/// The scheduler's counters now.
+pub fn stats() -> SchedStats {
     cpu::without_interrupts(|| {
         let s = SCHED.lock();
-        (s.switches, s.preemptions, s.threads.len())
+        SchedStats {
+            switches: s.switches,
+            preemptions: s.preemptions,
+            live: s.threads.len() as u64,
+        }
     })
 }
 
-/// (mapped stack pages, lower bound) summed over live threads other than main; the lower
-/// bound is each stack's high-water mark rounded up to pages. Meant for parked threads.
-pub fn live_stack_pages() -> (u64, u64) {
+/// Stack pages of the live threads (the boot thread's excluded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackPages {
+    /// Pages mapped.
+    pub mapped: u64,
+    /// The lower bound: each stack's high-water mark rounded up to pages.
+    pub needed: u64,
+}
+
+/// Stack pages of the live threads; meant for parked threads.
+pub fn live_stack_pages() -> StackPages {
     cpu::without_interrupts(|| {
         let s = SCHED.lock();
         s.threads
             .values()
             .filter_map(|t| t.stack.as_ref())
-            .fold((0, 0), |(m, b), st| {
-                (
-                    m + st.mapped_pages(),
-                    b + st.live_high_water().div_ceil(4096),
-                )
+            .fold(StackPages::default(), |p, st| StackPages {
+                mapped: p.mapped + st.mapped_pages(),
+                needed: p.needed + st.live_high_water().div_ceil(4096),
             })
     })
 }

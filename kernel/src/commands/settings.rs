@@ -97,7 +97,8 @@ fn help(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
 
 fn info(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let frames = mem::frame::stats();
-    let (heap_used, heap_free) = mem::heap::usage();
+    let heap = mem::heap::usage();
+    let (heap_used, heap_free) = (heap.used, heap.free);
     log::info!(
         "memory: {} frames ({} MiB), {} in use; heap {} KiB used, {} KiB free; tsc {} MHz",
         frames.total,

@@ -51,10 +51,22 @@ pub(super) fn init() {
     });
 }
 
-/// (used, free) bytes.
-pub fn usage() -> (usize, usize) {
+/// The heap's use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapUsage {
+    /// Bytes allocated.
+    pub used: usize,
+    /// Bytes free.
+    pub free: usize,
+}
+
+/// The heap's use now.
+pub fn usage() -> HeapUsage {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         let h = HEAP.0.lock();
-        (h.used(), h.free())
+        HeapUsage {
+            used: h.used(),
+            free: h.free(),
+        }
     })
 }

@@ -51,7 +51,7 @@ pub fn phys_offset() -> u64 {
 }
 
 /// Runs `f` with the kernel page-table mapper, interrupts disabled.
-pub(crate) fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
+fn with_mapper<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {
     crate::arch::x86_64::cpu::without_interrupts(|| {
         let mut guard = MAPPER.lock();
         f(guard.as_mut().expect("mem::init ran"))

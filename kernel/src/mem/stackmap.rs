@@ -81,7 +81,7 @@ pub fn map_page(va: u64, frame: Frame) -> Result<(), Frame> {
 }
 
 /// Unmaps `va`, returning its frame.
-pub fn unmap_page(va: u64) -> Option<Frame> {
+fn unmap_page(va: u64) -> Option<Frame> {
     let e = l1_entry(va, false)?;
     // SAFETY: as in `map_page`; the caller owns the slot and nothing runs on this page any
     // more. The TLB entry is flushed before the frame is handed back, so the returned `Frame`

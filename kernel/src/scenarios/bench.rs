@@ -289,7 +289,7 @@ fn bench_growth(n: u64) {
 
 /// Stack pages held by `n` parked threads of `policy` after each ran its share of `mixed`
 /// work (or none), and the lower bound: each thread's high-water mark rounded up to pages.
-fn parked_stack_pages(policy: Policy, n: u64, mixed: bool) -> Option<(u64, u64)> {
+fn parked_stack_pages(policy: Policy, n: u64, mixed: bool) -> Option<thread::StackPages> {
     static ARRIVED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
     ARRIVED.store(0, core::sync::atomic::Ordering::Relaxed);
     let mut tids = Vec::with_capacity(n as usize);
@@ -350,10 +350,18 @@ fn bench_memory(n: u64) {
     let saved = growth::mode();
     growth::set_mode(growth::Mode::PfIst);
     for (name, mixed) in [("memory", true), ("memory-idle", false)] {
-        let Some((grow_pages, lower)) = parked_stack_pages(grow, n, mixed) else {
+        let Some(thread::StackPages {
+            mapped: grow_pages,
+            needed: lower,
+        }) = parked_stack_pages(grow, n, mixed)
+        else {
             break;
         };
-        let Some((fixed_pages, _)) = parked_stack_pages(fixed, n, mixed) else {
+        let Some(thread::StackPages {
+            mapped: fixed_pages,
+            ..
+        }) = parked_stack_pages(fixed, n, mixed)
+        else {
             break;
         };
         let saved_pct = ratio(fixed_pages.saturating_sub(grow_pages) * 100, fixed_pages);

@@ -123,7 +123,7 @@ fn recurse_on(policy: Policy, depth: u64, frame: u64) {
 fn threads_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     const FRAME: u64 = 128;
     let (n, policy) = (c.number(0), policy());
-    let (sw0, pre0, _) = thread::stats();
+    let before = thread::stats();
     let depth_of = |i: u64| 4 + (i * 37) % 40;
     let mut tids = Vec::with_capacity(n as usize);
     let mut spawn_failed = None;
@@ -161,22 +161,24 @@ fn threads_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
         fail();
         return Ok(());
     }
-    let (sw1, pre1, live) = thread::stats();
+    let after = thread::stats();
+    let (switches, preemptions) = (
+        after.switches - before.switches,
+        after.preemptions - before.preemptions,
+    );
     let ok = correct == n;
     log::info!(
-        "threads: {correct}/{n} correct on {policy}; {} switches, {} preemptions; deepest stack {max_hw} B",
-        sw1 - sw0,
-        pre1 - pre0
+        "threads: {correct}/{n} correct on {policy}; {switches} switches, {preemptions} preemptions; deepest stack {max_hw} B"
     );
     report::result(|r| {
         r.bool("ok", ok)
             .fmt("policy", format_args!("{policy}"))
             .u64("threads", n)
             .u64("correct", correct)
-            .u64("switches", sw1 - sw0)
-            .u64("preemptions", pre1 - pre0)
+            .u64("switches", switches)
+            .u64("preemptions", preemptions)
             .u64("max_high_water", max_hw)
-            .u64("live_threads_after", live as u64)
+            .u64("live_threads_after", after.live)
     });
     if !ok {
         fail();
