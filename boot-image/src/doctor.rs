@@ -23,6 +23,15 @@ fn age(path: &std::path::Path) -> Option<String> {
     })
 }
 
+/// Whether the first CPU of a `/proc/cpuinfo` text lists `flag` in its `flags` line.
+pub fn cpu_has_flag(cpuinfo: &str, flag: &str) -> bool {
+    cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .is_some_and(|(_, flags)| flags.split_whitespace().any(|f| f == flag))
+}
+
 /// `cargo lab doctor`: reports everything; an error if something essential is missing.
 pub fn doctor() -> Result<(), Error> {
     let mut problems = Vec::new();
@@ -76,6 +85,16 @@ pub fn doctor() -> Result<(), Error> {
             }
         )?;
     }
+    say!("FRED (flexible return and event delivery):")?;
+    match std::fs::read_to_string("/proc/cpuinfo") {
+        Ok(info) if cpu_has_flag(&info, "fred") => say!(
+            "  this host CPU reports FRED; a guest sees it only under KVM with a QEMU that passes it through"
+        )?,
+        Ok(_) => say!(
+            "  this host CPU does not report FRED; QEMU's TCG does not emulate it, so the kernel reports \"fred\": \"absent\" and `growth fred-sim` simulates it"
+        )?,
+        Err(e) => say!("  /proc/cpuinfo unreadable ({e}): cannot tell")?,
+    }
     say!("accelerator:")?;
     match &q {
         Some(q) => match qemu::probe_kvm(q) {
@@ -93,5 +112,20 @@ pub fn doctor() -> Result<(), Error> {
             problems.len(),
             problems.join("; ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_has_flag;
+
+    #[test]
+    fn cpu_flags_are_whole_words_of_the_flags_line() {
+        let info = "processor\t: 0\nmodel name\t: fredcpu\nflags\t\t: fpu lkgs fred sse\n";
+        assert!(cpu_has_flag(info, "fred"));
+        assert!(cpu_has_flag(info, "lkgs"));
+        assert!(!cpu_has_flag(info, "fre"));
+        assert!(!cpu_has_flag("flags\t: fpu fredx\n", "fred"));
+        assert!(!cpu_has_flag("model name: fred\n", "fred"));
     }
 }
