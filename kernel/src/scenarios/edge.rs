@@ -25,7 +25,7 @@ use crate::events;
 use crate::growth::{self, Mode};
 use crate::mem::lazy;
 use crate::mem::stackmap::KernelSpace;
-use crate::{report, stacks};
+use crate::{report, stacks, time};
 
 /// The commands of this file.
 pub const COMMANDS: &[Command] = &[command!(
@@ -88,6 +88,10 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
             Kind::Push => provoke::push_at(at, PUSHED, &KernelSpace),
             Kind::Int3 => provoke::int3_at(at, &KernelSpace).map(|()| 0),
             Kind::Timer => {
+                // No periodic tick from here on; one the PIC latched before is taken now, on
+                // this stack, so that the one-shot is the only interrupt of the case.
+                pic::quiet();
+                time::spin_ms(1);
                 let r = provoke::spin_at(at, pic::ticks_counter(), arm_one_shot, &KernelSpace);
                 pic::periodic();
                 r

@@ -57,6 +57,13 @@ pub fn periodic() {
     program_channel0(2, (PIT_HZ / TIMER_HZ) as u16);
 }
 
+/// Stops the periodic timer: mode 0 with the longest count, so no timer interrupt comes for
+/// about 55 ms (until [`one_shot`] or [`periodic`] reprograms it). An interrupt the PIC
+/// latched before this is still delivered when interrupts are next enabled.
+pub fn quiet() {
+    program_channel0(0, 0xffff);
+}
+
 /// Exactly one timer interrupt, `us` microseconds from now (mode 0, interrupt on terminal
 /// count: the output rises once and stays high), and none after it until [`periodic`]. For
 /// tests that must know how many timer interrupts the hardware raised.
