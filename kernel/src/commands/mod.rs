@@ -76,6 +76,7 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::threads::COMMANDS,
     scenarios::hazards::COMMANDS,
     scenarios::bench::COMMANDS,
+    scenarios::fred_sim::COMMANDS,
 ];
 
 /// Every command, in `help` order.

@@ -1,12 +1,14 @@
 //! Scenarios the command line runs, one file per theme, each with its `COMMANDS` rows:
 //! [`basic`] CPU events and the boot stack, [`threads`] stacks of threads and the recursion
-//! kit, [`hazards`] the growth paths' hazards, [`bench`] the benchmarks.
+//! kit, [`hazards`] the growth paths' hazards, [`bench`] the benchmarks,
+//! [`fred_sim`] the `fred-sim` mode's commands.
 //!
 //! Every scenario computes a result that a closed form or an independent count checks, and
 //! writes it with `report::result`; a wrong result marks the run failed.
 
 pub mod basic;
 pub mod bench;
+pub mod fred_sim;
 pub mod hazards;
 pub mod recursion;
 pub mod threads;
