@@ -44,7 +44,7 @@ use stacklab_fred::{
     erets,
 };
 use x86_64::VirtAddr;
-use x86_64::instructions::segmentation::{CS, SS, Segment};
+use x86_64::instructions::segmentation::{CS, Segment};
 
 use super::entry::{TRAP_FRAME_SIZE, TrapFrame};
 use super::gdt::Ist;
@@ -108,12 +108,9 @@ struct Sim {
     rsp: [u64; 4],
     /// The level stacks, owned by the simulation for good.
     _stacks: [OwnedStack; 3],
-    /// The simulated CPU's CS and SS: the kernel's, as [`install`] found them. FRED delivery
-    /// from ring 0 loads neither, but the IDT delivery underneath the simulation may leave a
-    /// different SS in the handler (QEMU loads a null SS there), so ERETS checks the frame
-    /// against these.
+    /// The simulated CPU's CS: the kernel's, as [`install`] found it (FRED delivery from ring
+    /// 0 loads no selector). ERETS checks the frame's CS against it.
     cs: u16,
-    ss: u16,
 }
 
 static SIM: Once<Sim> = Once::new();
@@ -134,7 +131,6 @@ pub fn install(hooks: Hooks, level_stacks: [OwnedStack; 3]) {
             rsp,
             _stacks: level_stacks,
             cs: CS::get_reg().0,
-            ss: SS::get_reg().0,
         }
     });
 }
@@ -344,7 +340,13 @@ extern "sysv64" fn handle_entry(view: &mut TrapFrame) {
     sim::apply_edits(&mut frame, view.rip, view.cs, view.rflags, view.rsp);
     let csl = CSL.load(Ordering::Relaxed);
     let mut now = CpuState::kernel(at, 0, msrs(sim), csl);
-    (now.cs, now.ss) = (sim.cs, sim.ss);
+    now.cs = sim.cs;
+    // The simulated CPU's SS is the one the event interrupted: FRED delivery from ring 0
+    // loads none, while the IST delivery underneath leaves a null SS in the real register
+    // (QEMU `do_interrupt64` loads one on every stack switch, IST included), and kernel code
+    // runs with either. So `erets-ss` compares the frame's SS with itself here; only the CS
+    // check can catch an edit.
+    now.ss = frame.ss_word() as u16;
     match erets(&now, &frame, true) {
         Ok(r) => {
             CSL.store(r.state.csl(), Ordering::Relaxed);
