@@ -58,7 +58,7 @@ pub fn set_levels(t: LevelTable) {
 fn stop(s: &Stop) -> ! {
     use core::fmt::Write;
     let (reason, rule) = match s.kind {
-        StopKind::Shutdown => ("fred-shutdown", ""),
+        StopKind::Shutdown => ("fred-shutdown", "shutdown"),
         StopKind::EretsFault(rule) => ("fred-erets-fault", rule),
     };
     let name = exception::name(s.vector).0;

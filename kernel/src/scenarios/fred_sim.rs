@@ -83,6 +83,7 @@ fn fred_state(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
             .u64("double_fault", n.double_fault)
             .u64("erets", n.erets)
             .u64("csl", fredsim::csl() as u64)
+            .u64("max_csl", n.max_csl as u64)
             .hex_list("level_stacks", &tops)
     });
     Ok(())

@@ -119,6 +119,8 @@ static STKLVLS: AtomicU64 = AtomicU64::new(LevelTable::DEFAULT.stklvls().0);
 static IRQ_LEVEL: AtomicU8 = AtomicU8::new(LevelTable::DEFAULT.irq);
 /// Deliveries by outcome: delivered, nested, double fault; then ERETS executed.
 static COUNTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+/// The highest CSL a delivery has reached.
+static MAX_CSL: AtomicU8 = AtomicU8::new(0);
 
 /// Sets up the simulation with its hooks and the level-1, -2 and -3 stacks (each above an
 /// unmapped page, as every kernel stack). The first call wins; later calls change nothing.
@@ -177,6 +179,8 @@ pub struct Counts {
     pub double_fault: u64,
     /// Returns through the simulated ERETS.
     pub erets: u64,
+    /// The highest CSL a delivery has reached.
+    pub max_csl: u8,
 }
 
 /// The counters.
@@ -187,6 +191,7 @@ pub fn counts() -> Counts {
         nested: c(1),
         double_fault: c(2),
         erets: c(3),
+        max_csl: MAX_CSL.load(Ordering::Relaxed),
     }
 }
 
@@ -302,6 +307,7 @@ extern "sysv64" fn deliver_entry(idt: &TrapFrame) -> u64 {
         core::ptr::write_volatile((at - SAVE_AREA) as *mut TrapFrame, view);
     }
     CSL.store(del.new_csl, Ordering::Relaxed);
+    MAX_CSL.fetch_max(del.new_csl, Ordering::Relaxed);
     at - SAVE_AREA
 }
 
