@@ -47,23 +47,6 @@ static LEVELS: Shared = Shared::new(
      fred-levels default; fred-state",
 );
 
-fn assert_grown_exactly(r: &Record) {
-    let (pages, hw) = (num(r, "pages"), num(r, "high_water"));
-    let (events, grown) = (num(r, "grow_events"), num(r, "grow_pages"));
-    assert!(events >= 1, "no growth: {}", r.to_json_line());
-    assert!(grown >= events, "{}", r.to_json_line());
-    assert_eq!(pages, hw.div_ceil(PAGE), "{}", r.to_json_line());
-    assert_eq!(pages, 1 + grown, "{}", r.to_json_line());
-}
-
-fn assert_checked(r: &Record) -> u64 {
-    assert_eq!(r.bool("ok"), Some(true), "{}", r.to_json_line());
-    let (got, want) = (hex(r, "result"), hex(r, "expected"));
-    assert_eq!(got, want, "{}", r.to_json_line());
-    assert_ne!(got, 0);
-    got
-}
-
 /// The `stats` record of `path` (the boots have one `stats` command).
 fn stats_of<'a>(out: &'a Outcome, path: &str) -> &'a Record {
     let all: Vec<&Record> = out
@@ -121,7 +104,7 @@ fn checked_values_are_those_of_the_idt_path() {
     let (f, i) = (FRED.get(), IDT.get());
     for cmd in ["recurse", "ensure", "reclaim"] {
         let (a, b) = (f.result_for(cmd).unwrap(), i.result_for(cmd).unwrap());
-        assert_eq!(assert_checked(a), assert_checked(b), "{cmd}");
+        assert_eq!(assert_checked_result(a), assert_checked_result(b), "{cmd}");
     }
     let (a, b) = (
         f.result_for("ensure").unwrap(),
