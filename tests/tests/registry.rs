@@ -71,8 +71,13 @@ fn rows() -> Vec<Row> {
     let mut rows = Vec::new();
     for f in files {
         let src = std::fs::read_to_string(&f).unwrap();
-        for (at, _) in src.match_indices("command!(\"") {
-            let lits = literals(&src[at + "command!(".len()..]);
+        // A row may be one line or, as rustfmt wraps long ones, one argument per line.
+        for (at, _) in src.match_indices("command!(") {
+            let body = &src[at + "command!(".len()..];
+            if !body.trim_start().starts_with('"') {
+                continue;
+            }
+            let lits = literals(body);
             assert!(
                 lits.len() >= 4,
                 "{}: a row needs 4 strings: {lits:?}",

@@ -198,15 +198,10 @@ pub fn counts() -> Counts {
 /// Whether the CPU implements FRED: CPUID.(EAX=7,ECX=1):EAX bit 17. Nothing enables it.
 pub fn fred_available() -> bool {
     use core::arch::x86_64::{__cpuid, __cpuid_count};
-    // CPUID is available on every x86_64 CPU and has no side effects; leaf 7 subleaf 1 is
-    // only read when leaf 0 reports leaf 7 and leaf 7 reports subleaf 1.
-    #[allow(unused_unsafe)]
-    let (max, sub, eax) = unsafe {
-        let max = __cpuid(0).eax;
-        let sub = if max >= 7 { __cpuid_count(7, 0).eax } else { 0 };
-        let eax = if sub >= 1 { __cpuid_count(7, 1).eax } else { 0 };
-        (max, sub, eax)
-    };
+    // Leaf 7 subleaf 1 is only read when leaf 0 reports leaf 7 and leaf 7 reports subleaf 1.
+    let max = __cpuid(0).eax;
+    let sub = if max >= 7 { __cpuid_count(7, 0).eax } else { 0 };
+    let eax = if sub >= 1 { __cpuid_count(7, 1).eax } else { 0 };
     max >= 7 && sub >= 1 && eax & (1 << 17) != 0
 }
 
@@ -376,6 +371,10 @@ extern "sysv64" fn handle_entry(view: &mut TrapFrame) {
 }
 
 /// The shared tail of every stub (see the module docs for the stack picture).
+///
+/// # Safety
+/// Only for the fred-sim stubs, entered by the CPU through a gate of the fred-sim IDT on the
+/// delivery stack, with the stub's three words pushed; never called.
 #[unsafe(naked)]
 unsafe extern "sysv64" fn fred_common() {
     // Preconditions: on the delivery stack, the stub pushed the error code (or 0), the event
@@ -409,6 +408,10 @@ unsafe extern "sysv64" fn fred_common() {
 /// vector, then the common tail.
 macro_rules! fred_stub {
     ($name:ident, $vector:literal) => {
+        /// The fred-sim entry of one vector.
+        ///
+        /// # Safety
+        /// Only entered by the CPU through the vector's gate of the fred-sim IDT; never called.
         #[unsafe(naked)]
         unsafe extern "sysv64" fn $name() {
             naked_asm!(
