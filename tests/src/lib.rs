@@ -148,6 +148,29 @@ pub fn function_at(out: &Outcome, addr: u64) -> String {
     })
 }
 
+/// A thread's stack under a grow policy that started at one page (`pages`, `high_water`,
+/// `grow_events`, `grow_pages` of a scenario's result): every mapped page beyond the first
+/// came from a growth event, and exactly the pages the thread touched are mapped.
+pub fn assert_grown_exactly(r: &Record) {
+    const PAGE: u64 = 4096;
+    let (pages, hw) = (num(r, "pages"), num(r, "high_water"));
+    let (events, grown) = (num(r, "grow_events"), num(r, "grow_pages"));
+    assert!(events >= 1, "no growth: {}", r.to_json_line());
+    assert!(grown >= events, "{}", r.to_json_line());
+    assert_eq!(pages, hw.div_ceil(PAGE), "{}", r.to_json_line());
+    assert_eq!(pages, 1 + grown, "{}", r.to_json_line());
+}
+
+/// A scenario's checked result: `ok`, and `result` equal to the independently computed
+/// `expected` (and not 0). Returns the value.
+pub fn assert_checked_result(r: &Record) -> u64 {
+    assert_eq!(r.bool("ok"), Some(true), "{}", r.to_json_line());
+    let (got, want) = (hex(r, "result"), hex(r, "expected"));
+    assert_eq!(got, want, "{}", r.to_json_line());
+    assert_ne!(got, 0);
+    got
+}
+
 /// The byte of the kernel image at a runtime address (load offset taken into account), read
 /// from the ELF the harness booted.
 pub fn kernel_byte(out: &Outcome, addr: u64) -> Option<u8> {

@@ -15,17 +15,19 @@
 //!   garbage). The #DF error code is not checked: it is always 0 (SDM, Interrupt 8), so a
 //!   check of it could never reject anything.
 //!
-//! Both paths refuse a fault more than [`MAX_FAULT_BELOW_RSP`] bytes below the interrupted
-//! RSP: the stack grows by pushes, calls and event frames, which write right below RSP, or by
-//! moving RSP first and writing above it (stack probes). A write far below RSP into the
-//! thread's own unmapped range is a wild pointer, and mapping pages down to it would hide it.
+//! Both paths refuse a fault further below the interrupted RSP than the delivery mechanism
+//! writes ([`Fault::reach`]; [`IDT_FRAME_REACH`] for the IDT): the stack grows by pushes, calls
+//! and event frames, which write right below RSP, or by moving RSP first and writing above it
+//! (stack probes). A write far below RSP into the thread's own unmapped range is a wild
+//! pointer, and mapping pages down to it would hide it.
 
 use crate::stack_layout::{SlotRange, Zone, zone};
 
-/// Furthest below the interrupted RSP that a real stack access faults: a push or call writes
-/// at RSP - 8, an event frame at most at RSP - 56 (64-bit mode aligns RSP down to 16 bytes,
-/// then pushes 6 quadwords with an error code; SDM Vol. 3A §6.14.2).
-pub const MAX_FAULT_BELOW_RSP: u64 = 64;
+/// Furthest below the interrupted RSP that a real stack access faults under IDT delivery: a
+/// push or call writes at RSP - 8, an event frame at most at RSP - 56 (64-bit mode aligns RSP
+/// down to 16 bytes, then pushes 6 quadwords with an error code; SDM Vol. 3A §6.14.2). FRED
+/// delivery at the same level writes further down: below a red zone, 64-byte aligned.
+pub const IDT_FRAME_REACH: u64 = 64;
 
 /// A live stack slot as the slot table describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,9 @@ pub struct Fault {
     pub rip: u64,
     /// The error code the CPU pushed.
     pub error_code: u64,
+    /// How far below RSP the delivery mechanism itself writes ([`IDT_FRAME_REACH`] for the
+    /// IDT): a fault deeper than this is not the stack growing.
+    pub reach: u64,
 }
 
 /// What to do with a fault.
@@ -89,9 +94,7 @@ fn own_stack_growth(
         Zone::Growable { .. } if !in_slot(&s.range, f.rsp) => {
             not("RSP is not in the stack that CR2 names")
         }
-        Zone::Growable { .. } if f.cr2.saturating_add(MAX_FAULT_BELOW_RSP) < f.rsp => {
-            Err(Verdict::WildAccess)
-        }
+        Zone::Growable { .. } if f.cr2.saturating_add(f.reach) < f.rsp => Err(Verdict::WildAccess),
         Zone::Growable { page, pages } => Ok((page, pages)),
     }
 }
@@ -173,6 +176,7 @@ mod tests {
             rsp,
             rip: TEXT.start + 0x100,
             error_code: 0,
+            reach: IDT_FRAME_REACH,
         }
     }
 
@@ -218,7 +222,7 @@ mod tests {
         let s = live();
         let cr2 = s.mapped_lo - 8;
         assert!(matches!(
-            judge_pf(Some(s), fault(cr2, cr2 + MAX_FAULT_BELOW_RSP)),
+            judge_pf(Some(s), fault(cr2, cr2 + IDT_FRAME_REACH)),
             Verdict::Grow { .. }
         ));
         assert!(matches!(
@@ -227,7 +231,7 @@ mod tests {
         ));
         // A wild write far below RSP, inside the thread's own growable range.
         assert_eq!(
-            judge_pf(Some(s), fault(cr2, cr2 + MAX_FAULT_BELOW_RSP + 1)),
+            judge_pf(Some(s), fault(cr2, cr2 + IDT_FRAME_REACH + 1)),
             Verdict::WildAccess
         );
         assert_eq!(

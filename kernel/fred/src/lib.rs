@@ -30,6 +30,7 @@ pub mod legacy;
 pub mod mem;
 pub mod msr;
 pub mod rule;
+pub mod sim;
 pub mod state;
 
 #[cfg(feature = "json")]

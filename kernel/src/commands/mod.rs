@@ -78,6 +78,7 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::races::COMMANDS,
     scenarios::edge::COMMANDS,
     scenarios::bench::COMMANDS,
+    scenarios::fred_sim::COMMANDS,
 ];
 
 /// Every command, in `help` order.

@@ -24,7 +24,7 @@ pub const COMMANDS: &[Command] = &[
     ),
     command!(
         "growth",
-        "MODE:abort|pf-ist|pf-ist-naive|df-recover",
+        "MODE:abort|pf-ist|pf-ist-naive|df-recover|fred-sim",
         "how an overflow of a growable stack becomes growth (abort: it does not)",
         "growth pf-ist",
         growth_cmd

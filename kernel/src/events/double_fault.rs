@@ -26,6 +26,7 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
             rsp: frame.rsp,
             rip: frame.rip,
             error_code: frame.error_code,
+            reach: super::frame_reach(event.stack),
         };
         match judge_df(stacks::live_slot(cr2), f, cpu::kernel_text()) {
             Verdict::Grow { page, .. } => {

@@ -13,7 +13,8 @@ mod page_fault;
 mod report;
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use stacklab_core::event::{Event, EventKind, Vector};
+use stacklab_core::event::{Arrival, Event, EventKind, Vector};
+use stacklab_core::growth_rules::IDT_FRAME_REACH;
 
 use crate::arch::x86_64::entry::TrapFrame;
 
@@ -32,6 +33,15 @@ pub fn handle(event: &Event, frame: &mut TrapFrame) {
         // Other PIC lines are masked; a stray one was acknowledged by the arch layer.
         (EventKind::ExternalInterrupt, _) => {}
         _ => fatal(frame, event.data),
+    }
+}
+
+/// How far below the interrupted RSP the mechanism that delivered an event writes: the IDT's
+/// frame, or under fred-sim the FRED frame below its red zone plus the register view.
+fn frame_reach(arrival: Arrival) -> u64 {
+    match arrival {
+        Arrival::FredLevel(_) => crate::arch::x86_64::fredsim::FRAME_REACH,
+        Arrival::Interrupted | Arrival::Ist(_) => IDT_FRAME_REACH,
     }
 }
 

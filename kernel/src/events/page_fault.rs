@@ -45,6 +45,7 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
                 rsp: frame.rsp,
                 rip: frame.rip,
                 error_code: frame.error_code,
+                reach: super::frame_reach(event.stack),
             },
         )
     };
@@ -55,14 +56,19 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
         if on_ist && inject::take(Injection::FaultOnPfIst) {
             inject::fault_on_pf_ist();
         }
-        let path = if on_ist { Path::PfIst } else { Path::PfGate };
+        let path = match event.stack {
+            Arrival::Ist(_) => Path::PfIst,
+            Arrival::FredLevel(_) => Path::FredSim,
+            Arrival::Interrupted => Path::PfGate,
+        };
         match growth::grow(path, page, t0, frame.rip, cr2) {
             Ok(()) => return,
             Err(e) => report::grow_failed(frame, cr2, e, "#PF"),
         }
     }
     if stacks::find(cr2).is_some_and(|s| s.in_guard(cr2)) {
-        if on_ist {
+        // On an IST stack or a FRED level above 0 the report has a stack of its own.
+        if on_ist || matches!(event.stack, Arrival::FredLevel(1..)) {
             overflow(frame, cr2);
         }
         stackswitch::call_on_df_stack(frame, cr2, overflow);

@@ -26,11 +26,20 @@ pub enum Mode {
     /// #PF on a normal gate; the overflow escalates to #DF, whose handler maps pages and
     /// returns (outside the SDM).
     DfRecover,
+    /// Every event delivered FRED-style in software (`crate::fredsim`): #PF on its stack level
+    /// (1 by default), growth by the same #PF handler.
+    FredSim,
 }
 
 impl Mode {
     /// Every mode, in `Mode as u8` order.
-    pub const ALL: [Mode; 4] = [Mode::Abort, Mode::PfIst, Mode::PfIstNaive, Mode::DfRecover];
+    pub const ALL: [Mode; 5] = [
+        Mode::Abort,
+        Mode::PfIst,
+        Mode::PfIstNaive,
+        Mode::DfRecover,
+        Mode::FredSim,
+    ];
 
     /// The mode a `growth` argument names.
     pub fn from_name(s: &str) -> Option<Mode> {
@@ -44,6 +53,7 @@ impl Mode {
             Mode::PfIst => "pf-ist",
             Mode::PfIstNaive => "pf-ist-naive",
             Mode::DfRecover => "df-recover",
+            Mode::FredSim => "fred-sim",
         }
     }
 }
@@ -53,10 +63,11 @@ static MODE: AtomicU8 = AtomicU8::new(Mode::Abort as u8);
 /// Selects the growth path (and loads the matching IDT).
 pub fn set_mode(m: Mode) {
     MODE.store(m as u8, Ordering::Relaxed);
-    idt::load(match m {
-        Mode::PfIst | Mode::PfIstNaive => PfDelivery::Ist,
-        Mode::Abort | Mode::DfRecover => PfDelivery::Gate,
-    });
+    match m {
+        Mode::PfIst | Mode::PfIstNaive => idt::load(PfDelivery::Ist),
+        Mode::Abort | Mode::DfRecover => idt::load(PfDelivery::Gate),
+        Mode::FredSim => crate::fredsim::enable(),
+    }
 }
 
 /// The active growth path.

@@ -14,12 +14,14 @@ pub enum Path {
     DfRecover = 2,
     /// A plain demand-paging #PF (the baseline).
     Demand = 3,
+    /// Stack growth from a #PF delivered by the `fred-sim` trampoline on a FRED stack level.
+    FredSim = 4,
 }
 
 /// Number of paths.
-pub const PATHS: usize = 4;
+pub const PATHS: usize = 5;
 /// Path names as `stats` reports them, in `Path as usize` order.
-pub const PATH_NAMES: [&str; PATHS] = ["pf-ist", "pf-gate", "df-recover", "demand"];
+pub const PATH_NAMES: [&str; PATHS] = ["pf-ist", "pf-gate", "df-recover", "demand", "fred-sim"];
 const SAMPLES: usize = 2048;
 
 struct PathStats {

@@ -18,8 +18,8 @@ use crate::{report, stacks, thread};
 /// The commands of this file.
 pub const COMMANDS: &[Command] = &[command!(
     "bench",
-    "WHAT:switch|spawn|idle|threads|growth|memory ...",
-    "switch [ROUNDS] | spawn [N] | idle [N] | threads (all three) | growth [N] | memory [N]",
+    "WHAT:switch|spawn|idle|threads|growth|memory|fred ...",
+    "switch [ROUNDS] | spawn [N] | idle [N] | threads (all three) | growth [N] | memory [N] | fred [N]",
     "bench switch 100",
     bench
 )];
@@ -29,6 +29,7 @@ fn bench<'a>(c: &mut Call<'a>) -> Result<(), ArgError<'a>> {
     let rest = &mut c.args.rest;
     let n = match what {
         "growth" => rest.number_or("N", 240, 12, 2000)?,
+        "fred" => rest.number_or("N", 200, 12, 2000)?,
         "memory" => rest.number_or("N", 1000, 10, 2000)?,
         "switch" => rest.number_or("ROUNDS", 2000, 1, 1_000_000)?,
         "spawn" => rest.number_or("N", 500, 1, 100_000)?,
@@ -38,6 +39,7 @@ fn bench<'a>(c: &mut Call<'a>) -> Result<(), ArgError<'a>> {
     rest.clone().finish()?;
     match what {
         "growth" => bench_growth(n),
+        "fred" => super::fred_sim::bench_fred(n),
         "memory" => bench_memory(n),
         "switch" => bench_switch(policy(), n),
         "spawn" => bench_spawn(policy(), n),
@@ -182,7 +184,7 @@ fn grow_policy_for_bench() -> Policy {
 }
 
 /// Round-trip cycles of `n` growth faults by the given path, from the faulting code's view.
-fn growth_round_trips(mode: growth::Mode, n: u64) -> Vec<u64> {
+pub(super) fn growth_round_trips(mode: growth::Mode, n: u64) -> Vec<u64> {
     growth::set_mode(mode);
     take_samples();
     let threads = n.div_ceil(STEPS);

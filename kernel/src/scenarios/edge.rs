@@ -8,8 +8,8 @@
 //! needs (plus the page a lost interrupt's delivery grew and never wrote).
 //!
 //! Under `abort` every case whose event needs the page below the edge stops the machine with
-//! the overflow report, so the sweep runs the growth paths; `edge-sweep abort EVENT OFF OFF`
-//! runs one such case on purpose.
+//! the overflow report, so the sweep runs the growth paths (`pf-ist`, `df-recover` and
+//! `fred-sim`); `edge-sweep abort EVENT OFF OFF` runs one such case on purpose.
 
 use alloc::format;
 use alloc::string::String;
@@ -19,7 +19,7 @@ use stacklab_core::cmdspec::Value;
 use stacklab_core::stack_layout::{PAGE, Policy};
 
 use super::{fail, run_thread};
-use crate::arch::x86_64::{cpu, pic, provoke};
+use crate::arch::x86_64::{cpu, fredsim, pic, provoke};
 use crate::commands::{Call, Command, command};
 use crate::events;
 use crate::growth::{self, Mode};
@@ -30,7 +30,7 @@ use crate::{report, stacks, time};
 /// The commands of this file.
 pub const COMMANDS: &[Command] = &[command!(
     "edge-sweep",
-    "[MODE:all|pf-ist|df-recover|abort=all] [EVENT:all|timer|demand|int3|push=all] [FROM:0..512=0] [TO:0..512=512]",
+    "[MODE:all|pf-ist|df-recover|fred-sim|abort=all] [EVENT:all|timer|demand|int3|push=all] [FROM:0..512=0] [TO:0..512=512]",
     "park RSP 0..512 bytes above a growable stack's mapped edge (8-byte steps) and take a timer interrupt, a demand #PF, int3 or a push there; checks each outcome",
     "edge-sweep pf-ist push 0 64",
     edge_sweep
@@ -63,8 +63,17 @@ const POLICY: Policy = Policy::Grow {
     initial: 4096,
     max: 32 * 1024,
 };
-/// Offsets below this make the CPU's own interrupt frame cross the edge.
-const FRAME_CROSSES_BELOW: u64 = 48;
+/// Offsets below which the interrupt's own delivery writes below the edge. IDT: the CPU's
+/// 5-word frame from RSP aligned down to 16 (`(off & !15) - 40 < 0`). fred-sim: the 64-byte
+/// frame below the red zone, 64-byte aligned, and the register view below it
+/// (`((off - red zone) & !63) - 64 - view < 0`); real FRED, without the view, would stop at
+/// red zone + 64.
+fn crosses_below(mode: Mode) -> u64 {
+    match mode {
+        Mode::FredSim => fredsim::RED_ZONE + 64 + fredsim::SAVE_AREA,
+        _ => 48,
+    }
+}
 const PUSHED: u64 = 0x5354_4143_4b4c_4142;
 
 /// The timer case's one interrupt: the PIT in one-shot mode raises exactly one IRQ 0, so a
@@ -84,9 +93,13 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
             return u64::MAX;
         };
         let at = s.lo() + off;
+        // Every kind but the timer runs with interrupts off, so that no timer tick lands at
+        // the edge in the middle of the case and is counted against it.
         let r = match kind {
-            Kind::Push => provoke::push_at(at, PUSHED, &KernelSpace),
-            Kind::Int3 => provoke::int3_at(at, &KernelSpace).map(|()| 0),
+            Kind::Push => cpu::without_interrupts(|| provoke::push_at(at, PUSHED, &KernelSpace)),
+            Kind::Int3 => {
+                cpu::without_interrupts(|| provoke::int3_at(at, &KernelSpace)).map(|()| 0)
+            }
             Kind::Timer => {
                 // No periodic tick from here on; one the PIC latched before is taken now, on
                 // this stack, so that the one-shot is the only interrupt of the case.
@@ -96,7 +109,9 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
                 pic::periodic();
                 r
             }
-            Kind::Demand => Ok(lazy::write_with_rsp_at(at, addr, 0xa5) as u64),
+            Kind::Demand => {
+                Ok(cpu::without_interrupts(|| lazy::write_with_rsp_at(at, addr, 0xa5)) as u64)
+            }
         };
         r.unwrap_or(u64::MAX - 1)
     })
@@ -123,7 +138,7 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
         _ => {}
     }
     let lost = pic::lost_recovered() - lost0;
-    let want_lost = u64::from(kind == Kind::Timer && off < FRAME_CROSSES_BELOW);
+    let want_lost = u64::from(kind == Kind::Timer && off < crosses_below(growth::mode()));
     if lost != want_lost {
         return Err(format!("{lost} interrupts replayed, expected {want_lost}"));
     }
@@ -144,7 +159,7 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
 
 fn edge_sweep(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let modes: Vec<Mode> = match c.word(0) {
-        "all" => [Mode::PfIst, Mode::DfRecover].into(),
+        "all" => [Mode::PfIst, Mode::DfRecover, Mode::FredSim].into(),
         m => [Mode::from_name(m).expect("the spec lists mode names")].into(),
     };
     let kinds: Vec<Kind> = match c.word(1) {

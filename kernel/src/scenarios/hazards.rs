@@ -97,7 +97,7 @@ fn edge_irq(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
 }
 
 /// `wild-write DISTANCE`: a stray write into the thread's own unmapped stack range, far below
-/// RSP. Growth paths must refuse it (`growth_rules::MAX_FAULT_BELOW_RSP`); it ends in a fatal
+/// RSP. Growth paths must refuse it (`Fault::reach` in `growth_rules`); it ends in a fatal
 /// #PF report. Completing is a failure.
 fn wild_write(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let distance = c.number(0);

@@ -1,6 +1,7 @@
 //! Scenarios the command line runs, one file per theme, each with its `COMMANDS` rows:
 //! [`basic`] CPU events and the boot stack, [`threads`] stacks of threads and the recursion
-//! kit, [`hazards`] the growth paths' hazards, [`bench`] the benchmarks.
+//! kit, [`hazards`] the growth paths' hazards, [`bench`] the benchmarks,
+//! [`fred_sim`] the `fred-sim` mode's commands.
 //!
 //! Every scenario computes a result that a closed form or an independent count checks, and
 //! writes it with `report::result`; a wrong result marks the run failed.
@@ -8,6 +9,7 @@
 pub mod basic;
 pub mod bench;
 pub mod edge;
+pub mod fred_sim;
 pub mod hazards;
 pub mod races;
 pub mod recursion;

@@ -1,9 +1,10 @@
 //! IDT set-up. Every vector 0-47 enters through a naked stub of `entry.rs`.
 //!
-//! Two tables exist and one is loaded: they differ only in where #PF is delivered, a normal
-//! gate on the interrupted stack (the legacy picture, where a stack overflow escalates to #DF)
-//! or its own IST stack (the `pf-ist` growth path). #DF, NMI and #MC always have their own IST
-//! stacks (SDM Vol. 3A §6.14.5).
+//! Two legacy tables exist: they differ only in where #PF is delivered, a normal gate on the
+//! interrupted stack (the legacy picture, where a stack overflow escalates to #DF) or its own
+//! IST stack (the `pf-ist` growth path). #DF, NMI and #MC always have their own IST stacks
+//! (SDM Vol. 3A §6.14.5). A third table, for the `fred-sim` mode, sends every vector to the
+//! trampoline of `fredsim.rs` on one IST slot. One table is loaded at a time.
 
 use spin::Once;
 use stacklab_core::event::Vector;
@@ -26,35 +27,44 @@ pub enum PfDelivery {
 static GATE_IDT: Once<InterruptDescriptorTable> = Once::new();
 static IST_IDT: Once<InterruptDescriptorTable> = Once::new();
 
+/// The IST slot of `vector`'s gate in the legacy tables: #DF, NMI and #MC always, #PF under
+/// [`PfDelivery::Ist`].
+fn legacy_ist(pf: PfDelivery, vector: Vector) -> Option<Ist> {
+    match vector {
+        Vector::NMI => Some(Ist::Nmi),
+        Vector::DOUBLE_FAULT => Some(Ist::DoubleFault),
+        Vector::PAGE_FAULT if pf == PfDelivery::Ist => Some(Ist::PageFault),
+        Vector::MACHINE_CHECK => Some(Ist::MachineCheck),
+        _ => None,
+    }
+}
+
 fn build(pf: PfDelivery) -> InterruptDescriptorTable {
+    build_with(&stub_addresses(), |v| legacy_ist(pf, v))
+}
+
+/// A table whose gate for each `(vector, address)` enters at `address`, on the IST slot
+/// `ist(vector)` names (or the interrupted stack for `None`).
+///
+/// Every address must be a naked stub that handles exactly its vector's error-code layout,
+/// saves every register it uses and returns with `iretq` (entry.rs, fredsim.rs); every slot
+/// named must have been filled with the top of a mapped, guarded stack by `gdt::init`, which
+/// runs before any IDT is loaded.
+fn build_with(
+    stubs: &[(Vector, u64)],
+    ist: impl Fn(Vector) -> Option<Ist>,
+) -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
-    for (vector, addr) in stub_addresses() {
+    for &(vector, addr) in stubs {
         let addr = VirtAddr::new(addr);
-        // SAFETY: for each set_handler_addr below, `addr` is a naked stub from entry.rs that
-        // saves every register, calls the dispatcher and returns with iretq, as an interrupt
-        // gate requires; it handles the error-code layout of exactly this vector. For each
-        // set_stack_index below, the IST slot was filled with the top of a
-        // mapped, guarded stack by gdt::init, which runs before any IDT is loaded, and no two
-        // of these vectors share a slot, so one cannot overwrite the other's frame.
+        // SAFETY: for each set_handler_addr below, `addr` is a stub as this function's
+        // contract requires (entry.rs and fredsim.rs are the only sources of addresses).
         let opts = unsafe {
             match vector {
-                Vector::NMI => idt
-                    .non_maskable_interrupt
-                    .set_handler_addr(addr)
-                    .set_stack_index(Ist::Nmi as u16),
-                Vector::DOUBLE_FAULT => idt
-                    .double_fault
-                    .set_handler_addr(addr)
-                    .set_stack_index(Ist::DoubleFault as u16),
-                Vector::PAGE_FAULT if pf == PfDelivery::Ist => idt
-                    .page_fault
-                    .set_handler_addr(addr)
-                    .set_stack_index(Ist::PageFault as u16),
+                Vector::NMI => idt.non_maskable_interrupt.set_handler_addr(addr),
+                Vector::DOUBLE_FAULT => idt.double_fault.set_handler_addr(addr),
                 Vector::PAGE_FAULT => idt.page_fault.set_handler_addr(addr),
-                Vector::MACHINE_CHECK => idt
-                    .machine_check
-                    .set_handler_addr(addr)
-                    .set_stack_index(Ist::MachineCheck as u16),
+                Vector::MACHINE_CHECK => idt.machine_check.set_handler_addr(addr),
                 Vector::DIVIDE_ERROR => idt.divide_error.set_handler_addr(addr),
                 Vector::DEBUG => idt.debug.set_handler_addr(addr),
                 Vector::BREAKPOINT => idt.breakpoint.set_handler_addr(addr),
@@ -80,9 +90,27 @@ fn build(pf: PfDelivery) -> InterruptDescriptorTable {
                 Vector(v) => idt[v].set_handler_addr(addr),
             }
         };
-        let _ = opts;
+        if let Some(slot) = ist(vector) {
+            // SAFETY: the slot holds the top of a mapped, guarded stack (this function's
+            // contract). In the legacy tables no two vectors share a slot, so one cannot
+            // overwrite the other's frame; the fred-sim table shares one slot among all
+            // vectors, and its trampoline leaves that stack before anything can nest
+            // (fredsim.rs).
+            unsafe {
+                opts.set_stack_index(slot as u16);
+            }
+        }
     }
     idt
+}
+
+static SIM_IDT: Once<InterruptDescriptorTable> = Once::new();
+
+/// Loads the fred-sim table: every vector of `stubs` enters at its stub on the IST slot
+/// `slot` (see [`build_with`] for what the stubs must be). Built on the first call.
+pub(super) fn load_all_on(stubs: &[(Vector, u64)], slot: Ist) {
+    let idt = SIM_IDT.call_once(|| build_with(stubs, |_| Some(slot)));
+    super::cpu::without_interrupts(|| idt.load());
 }
 
 /// Loads the IDT with the given #PF delivery. Safe to call again to switch.

@@ -9,6 +9,7 @@ pub mod backtrace;
 pub mod context;
 pub mod cpu;
 pub mod entry;
+pub mod fredsim;
 pub mod fwcfg;
 pub mod gdt;
 pub mod idt;
