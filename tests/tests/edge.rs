@@ -90,10 +90,10 @@ fn at_the_edge_the_abort_path_stops_with_the_overflow_report() {
 }
 
 /// A stray write 8 KiB below RSP into the thread's own unmapped stack range is refused by
-/// both growth paths: never growth, its own report.
+/// every growth path: never growth, its own report.
 #[test]
 fn a_wild_write_below_rsp_is_never_growth() {
-    for path in ["pf-ist", "df-recover"] {
+    for path in ["pf-ist", "df-recover", "fred-sim"] {
         let out = boot(&format!("policy grow 4K 32K; growth {path}; wild-write 8K"));
         let a = the_abort(&out);
         assert_eq!(a.str("reason"), Some("wild-stack-access"), "{out:?}");
@@ -102,8 +102,11 @@ fn a_wild_write_below_rsp_is_never_growth() {
             Some("#PF"),
             "the #PF frame fits far above: {path}"
         );
-        assert_eq!(num(a, "below_rsp"), 8192);
-        assert_eq!(hex(a, "rsp") - hex(a, "cr2"), 8192);
+        // 8 KiB below the RSP the command read; the faulting instruction's RSP may be a few
+        // words lower (a call in between), never more than one frame.
+        let below = num(a, "below_rsp");
+        assert!((8192 - 64..=8192).contains(&below), "{below}: {out:?}");
+        assert_eq!(hex(a, "rsp") - hex(a, "cr2"), below);
         assert_exit(&out, ExitCode::Abort);
     }
 }

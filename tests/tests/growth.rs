@@ -127,24 +127,6 @@ fn stats_of<'a>(round: &[&'a Record], path: &str) -> &'a Record {
         .unwrap_or_else(|| panic!("no stats for {path}"))
 }
 
-/// A thread's stack under a grow policy that started at one page: every mapped page beyond
-/// the first came from a growth event, and exactly the pages the thread touched are mapped.
-fn assert_grown_exactly(r: &Record) {
-    let (pages, hw) = (num(r, "pages"), num(r, "high_water"));
-    let (events, grown) = (num(r, "grow_events"), num(r, "grow_pages"));
-    assert!(events >= 1, "no growth: {}", r.to_json_line());
-    assert!(grown >= events, "{}", r.to_json_line());
-    assert_eq!(pages, hw.div_ceil(PAGE), "{}", r.to_json_line());
-    assert_eq!(pages, 1 + grown, "{}", r.to_json_line());
-}
-
-fn assert_checked_result(r: &Record) {
-    assert_eq!(r.bool("ok"), Some(true), "{}", r.to_json_line());
-    let (got, want) = (hex(r, "result"), hex(r, "expected"));
-    assert_eq!(got, want, "{}", r.to_json_line());
-    assert_ne!(got, 0);
-}
-
 /// The records of a growth boot in order (leaving out the per-path `stats` records, which
 /// `stats_round` checks).
 fn assert_grow_sequence(out: &Outcome) {

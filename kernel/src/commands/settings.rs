@@ -67,10 +67,12 @@ pub const COMMANDS: &[Command] = &[
     command!("exit", "", "exit now with the outcome so far", "exit", exit),
 ];
 
-/// What `demo` runs: growth by each path, the hazards they meet, then the SDM-abort baseline
+/// What `demo` runs: growth by each path (simulated FRED delivery included), the hazards they
+/// meet, then the SDM-abort baseline
 /// (an overflow of a fixed stack, reported by #DF, machine stopped).
 pub const DEMO: &str = "info; int3; \
     policy grow 4K 32K; growth pf-ist; recurse 40 256; growth df-recover; recurse 40 256; edge-irq; \
+    growth fred-sim; recurse 40 256; edge-irq; fred-state; \
     growth pf-ist; demand-nested; ensure 40 256; reclaim 6 plain; stats; \
     policy fixed 16K; growth abort; recurse 100 256";
 
