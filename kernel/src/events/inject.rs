@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::x86_64::entry::{self, TrapFrame};
+use crate::arch::x86_64::entry::TrapFrame;
 use crate::mem::lazy;
 
 /// What can be injected.
@@ -44,7 +44,8 @@ pub fn take(i: Injection) -> bool {
     flag(i).swap(false, Ordering::Relaxed)
 }
 
-static OUTER_SNAPSHOT: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+/// The outer frame's RIP and RSP, and its CR2.
+static OUTER_SNAPSHOT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 /// Nested demand faults whose outer frame survived.
 static NESTED_OK: AtomicU64 = AtomicU64::new(0);
 
@@ -63,20 +64,27 @@ pub struct Clobbered {
 }
 
 /// [`Injection::NestedDemandFault`], run by the demand-fault path for a fault at `cr2`:
-/// remembers the frame in statics (a nested handler on the same stack would overwrite
-/// locals), touches a second demand page so a #PF nests inside this handler, and compares.
-pub fn nested_demand_fault(frame: &TrapFrame, cr2: u64) -> Result<(), Clobbered> {
+/// remembers the frame in statics, touches a second demand page so a #PF nests inside this
+/// handler, and compares. Where the nested #PF rewound this handler's IST stack, it also wrote
+/// over this code's own stack frames, so nothing is kept there across the fault (statics and
+/// registers only), and a clobbered frame goes straight to `clobbered`, which never returns,
+/// instead of returning through frames that may be gone.
+pub fn nested_demand_fault(frame: &TrapFrame, cr2: u64, clobbered: fn(u64, Clobbered) -> !) {
     OUTER_SNAPSHOT[0].store(frame.rip, Ordering::Relaxed);
     OUTER_SNAPSHOT[1].store(frame.rsp, Ordering::Relaxed);
-    lazy::read(cr2 + lazy::SIZE / 2);
+    OUTER_SNAPSHOT[2].store(cr2, Ordering::Relaxed);
+    let Some(after) = lazy::read_then_reread(cr2 + lazy::SIZE / 2, frame) else {
+        return;
+    };
     let before = (
         OUTER_SNAPSHOT[0].load(Ordering::Relaxed),
         OUTER_SNAPSHOT[1].load(Ordering::Relaxed),
     );
-    let after = entry::reread_rip_rsp(frame);
     if after != before {
-        return Err(Clobbered { before, after });
+        clobbered(
+            OUTER_SNAPSHOT[2].load(Ordering::Relaxed),
+            Clobbered { before, after },
+        );
     }
     NESTED_OK.fetch_add(1, Ordering::Relaxed);
-    Ok(())
 }

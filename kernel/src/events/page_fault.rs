@@ -115,11 +115,8 @@ fn ordinary(frame: &mut TrapFrame, cr2: u64) {
         report::fatal(frame, cr2);
     }
     let t0 = cpu::rdtsc();
-    if cr2 < lazy::BASE + lazy::SIZE / 2
-        && inject::take(Injection::NestedDemandFault)
-        && let Err(c) = inject::nested_demand_fault(frame, cr2)
-    {
-        report::clobbered_frame(cr2, c);
+    if cr2 < lazy::BASE + lazy::SIZE / 2 && inject::take(Injection::NestedDemandFault) {
+        inject::nested_demand_fault(frame, cr2, report::clobbered_frame);
     }
     if !lazy::fault_in(cr2) {
         report::fatal(frame, cr2);

@@ -6,6 +6,7 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{frame, stackmap};
+use crate::arch::x86_64::entry::TrapFrame;
 use crate::arch::x86_64::provoke;
 
 /// Start of the area (2 GiB into the kernel's virtual area).
@@ -54,6 +55,14 @@ pub fn read(addr: u64) -> Option<u8> {
     // SAFETY: the area belongs to no Rust object; its pages are mapped only by the demand
     // fault path, which a load here may trigger.
     contains(addr).then(|| unsafe { provoke::read_byte(addr) })
+}
+
+/// Reads the byte at `addr` of the area (faulting its page in) and then `frame`'s saved RIP and
+/// RSP, with nothing kept on the stack across the fault (see `provoke::read_byte_then_words`).
+/// `None` outside the area.
+pub fn read_then_reread(addr: u64, frame: &TrapFrame) -> Option<(u64, u64)> {
+    // SAFETY: as in `read` for the byte; the two words are fields of a live TrapFrame.
+    contains(addr).then(|| unsafe { provoke::read_byte_then_words(addr, &frame.rip, &frame.rsp) })
 }
 
 /// Writes `v` at `addr` of the area with RSP parked at `at` (see

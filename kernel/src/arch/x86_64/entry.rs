@@ -230,17 +230,3 @@ pub fn continue_on_interrupted_stack(
         )
     }
 }
-
-/// Reads the saved RIP and RSP of `frame` from memory, bypassing anything the compiler cached.
-/// For the nested-#PF check: with #PF on an IST stack, a nested #PF writes its own hardware
-/// frame over this one behind the compiler's back.
-pub fn reread_rip_rsp(frame: &TrapFrame) -> (u64, u64) {
-    // SAFETY: both fields are plain u64s inside a live, aligned TrapFrame; volatile reads of
-    // them are always valid.
-    unsafe {
-        (
-            core::ptr::read_volatile(&frame.rip),
-            core::ptr::read_volatile(&frame.rsp),
-        )
-    }
-}

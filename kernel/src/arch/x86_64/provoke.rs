@@ -41,6 +41,35 @@ pub unsafe fn read_byte(addr: u64) -> u8 {
     v
 }
 
+/// Reads the byte at `addr`, which faults, and then, in the same instruction sequence with no
+/// stack use in between, the two words at `first` and `second`. For watching a saved frame
+/// across a nested fault: the nested handler restores every register, but may have written
+/// over this code's stack frames (the `pf-ist-naive` hazard), so nothing may be kept there.
+///
+/// # Safety
+/// `addr` must satisfy [`read_byte`]'s contract; `first` and `second` must be mapped and
+/// 8-byte aligned.
+pub unsafe fn read_byte_then_words(addr: u64, first: *const u64, second: *const u64) -> (u64, u64) {
+    let (a, b): (u64, u64);
+    // SAFETY: the byte load is allowed by the caller's promise, the two word loads read
+    // mapped, aligned memory the caller names; only registers carry values across the fault.
+    unsafe {
+        asm!(
+            "mov {t}, byte ptr [{addr}]",
+            "mov {a}, [{p}]",
+            "mov {b}, [{q}]",
+            addr = in(reg) addr,
+            p = in(reg) first,
+            q = in(reg) second,
+            t = out(reg_byte) _,
+            a = lateout(reg) a,
+            b = lateout(reg) b,
+            options(nostack, preserves_flags, readonly)
+        )
+    };
+    (a, b)
+}
+
 /// Writes the byte `v` at `addr` with one store instruction.
 ///
 /// # Safety
