@@ -59,6 +59,7 @@ fn kernel_main(boot_info: &mut BootInfo) -> ! {
     });
     mem::init(boot_info);
     report::init_logger();
+    mem::frame::log_regions();
     gdt::init(Ist::ALL.map(|i| mem::kva::alloc_stack(i.pages()).1));
     trap::set_handler(events::handle);
     growth::set_mode(growth::Mode::Abort);
