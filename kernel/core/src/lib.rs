@@ -18,3 +18,4 @@ pub mod phys_regions;
 pub mod proto;
 pub mod runs;
 pub mod stack_layout;
+pub mod tsc;
