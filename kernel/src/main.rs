@@ -48,6 +48,7 @@ fn kernel_main(boot_info: &mut BootInfo) -> ! {
     KERNEL_OFFSET.call_once(|| boot_info.kernel_image_offset);
     mem::init(boot_info);
     report::init_logger();
+    mem::frame::log_regions();
     gdt::init(Ist::ALL.map(|i| mem::kva::alloc_stack(i.pages()).1));
     trap::set_handler(events::handle);
     growth::set_mode(growth::Mode::Abort);
@@ -58,7 +59,7 @@ fn kernel_main(boot_info: &mut BootInfo) -> ! {
 
 extern "sysv64" fn on_boot_stack(_: u64) -> ! {
     thread::init();
-    time::calibrate(10);
+    time::calibrate();
     let mut buf = [0u8; MAX_CMDLINE];
     let cmdline = match fwcfg::read_file(FW_CFG_CMDLINE, &mut buf) {
         Some((n, size)) if n < size => {
@@ -79,15 +80,20 @@ extern "sysv64" fn on_boot_stack(_: u64) -> ! {
     };
     let ready_ns = time::cycles_to_ns(cpu::rdtsc() - time::entry_tsc());
     log::info!(
-        "stacklab {} ready in {}.{:03} ms (tsc {} MHz); command line: '{cmdline}'",
+        "stacklab {} ready in {}.{:03} ms (tsc {}.{:03} MHz +/- {} ppm, {}); command line: '{cmdline}'",
         env!("CARGO_PKG_VERSION"),
         ready_ns / 1_000_000,
         ready_ns / 1000 % 1000,
-        time::tsc_hz() / 1_000_000
+        time::tsc_hz() / 1_000_000,
+        time::tsc_hz() / 1000 % 1000,
+        time::tsc_error_ppm(),
+        time::tsc_source().name()
     );
     report::emit("ready", |r| {
         r.str("version", env!("CARGO_PKG_VERSION"))
             .u64("tsc_hz", time::tsc_hz())
+            .str("tsc_source", time::tsc_source().name())
+            .u64("tsc_error_ppm", time::tsc_error_ppm())
             .u64("entry_to_ready_ns", ready_ns)
             .hex("kernel_offset", *KERNEL_OFFSET.get().unwrap_or(&0))
             .str("cmdline", &cmdline)

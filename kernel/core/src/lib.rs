@@ -14,6 +14,8 @@ pub mod event;
 pub mod exception;
 pub mod fwcfg;
 pub mod growth_rules;
+pub mod phys_regions;
 pub mod proto;
 pub mod runs;
 pub mod stack_layout;
+pub mod tsc;

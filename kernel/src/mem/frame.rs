@@ -1,18 +1,26 @@
 //! Physical frame allocator: a bump pointer over the boot memory map's usable regions, plus an
 //! intrusive free list of returned frames (the link lives in the free frame itself, reached
 //! through the physical-memory window), so allocation and release are O(1) and need no heap.
+//!
+//! The region table is `stacklab_core::phys_regions::Regions`: adjacent usable regions are
+//! merged, and a region that does not fit is counted and logged by [`log_regions`] (the table
+//! used to hold 64 unmerged regions, which dropped the memory q35 places above 4 GiB).
 
 use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use spin::Mutex;
+use stacklab_core::phys_regions::{Added, Regions};
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size4KiB};
 
-const MAX_REGIONS: usize = 64;
+const MAX_REGIONS: usize = 256;
 const PAGE: u64 = 4096;
 
 struct Frames {
-    regions: [(u64, u64); MAX_REGIONS],
-    nregions: usize,
+    regions: Regions<MAX_REGIONS>,
+    /// Usable regions in the boot memory map, before merging.
+    usable_in_map: u64,
+    /// Usable regions and bytes skipped because the table was full.
+    skipped: (u64, u64),
     region: usize,
     next: u64,
     free_head: u64,
@@ -22,8 +30,9 @@ struct Frames {
 }
 
 static FRAMES: Mutex<Frames> = Mutex::new(Frames {
-    regions: [(0, 0); MAX_REGIONS],
-    nregions: 0,
+    regions: Regions::new(),
+    usable_in_map: 0,
+    skipped: (0, 0),
     region: 0,
     next: 0,
     free_head: 0,
@@ -49,19 +58,43 @@ pub(super) fn init(regions: &MemoryRegions, phys_offset: u64) {
             .iter()
             .filter(|r| r.kind == MemoryRegionKind::Usable)
         {
-            // Never hand out frame 0: its address doubles as the free list's "none".
-            let start = r.start.max(PAGE).next_multiple_of(PAGE);
-            let end = r.end & !(PAGE - 1);
-            if end <= start || f.nregions == MAX_REGIONS {
-                continue;
+            f.usable_in_map += 1;
+            if f.regions.add(r.start, r.end) == Added::TableFull {
+                f.skipped.0 += 1;
+                f.skipped.1 += r.end - r.start;
             }
-            let n = f.nregions;
-            f.regions[n] = (start, end);
-            f.nregions += 1;
-            f.total += (end - start) / PAGE;
         }
-        f.next = f.regions[0].0;
+        f.total = f.regions.frames();
+        f.next = f.regions.as_slice().first().map_or(0, |r| r.0);
     });
+}
+
+/// Logs the region table (once the logger exists): how many usable regions the boot memory
+/// map had, what they became, and any that were skipped and why.
+pub fn log_regions() {
+    let f = crate::arch::x86_64::cpu::without_interrupts(|| {
+        let f = FRAMES.lock();
+        (f.usable_in_map, f.regions, f.skipped, f.total)
+    });
+    let (in_map, regions, (skipped, skipped_bytes), total) = f;
+    log::info!(
+        "memory: {in_map} usable regions in the boot memory map, {} after merging adjacent ones; {} frames ({} MiB)",
+        regions.as_slice().len(),
+        total,
+        (total * PAGE) >> 20
+    );
+    for &(start, end) in regions.as_slice() {
+        log::info!(
+            "memory:   usable {start:#012x}..{end:#012x} ({} KiB)",
+            (end - start) >> 10
+        );
+    }
+    if skipped > 0 {
+        log::warn!(
+            "memory: skipped {skipped} usable regions ({} MiB): the frame allocator's table of {MAX_REGIONS} regions is full",
+            skipped_bytes >> 20
+        );
+    }
 }
 
 impl Frames {
@@ -74,8 +107,9 @@ impl Frames {
             self.in_use += 1;
             return Some(frame);
         }
-        while self.region < self.nregions {
-            let (_, end) = self.regions[self.region];
+        let regions = self.regions.as_slice();
+        while self.region < regions.len() {
+            let (_, end) = regions[self.region];
             if self.next < end {
                 let frame = self.next;
                 self.next += PAGE;
@@ -83,8 +117,8 @@ impl Frames {
                 return Some(frame);
             }
             self.region += 1;
-            if self.region < self.nregions {
-                self.next = self.regions[self.region].0;
+            if let Some(&(start, _)) = regions.get(self.region) {
+                self.next = start;
             }
         }
         None

@@ -14,6 +14,7 @@ pub mod fwcfg;
 pub mod gdt;
 pub mod idt;
 pub mod pic;
+pub mod pit;
 pub mod provoke;
 pub mod serial;
 pub mod space;
