@@ -3,7 +3,6 @@
 //! `STACKLAB_QEMU`, so these tests boot nothing.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -119,18 +118,29 @@ fn a_closed_stdout_ends_symbolize_quietly_with_141() {
     assert_eq!(err, "");
 }
 
+/// A fake QEMU that prints serial lines for ever. Written by a `sh` child, not by this
+/// process: a file this multi-threaded test process had open for writing could be inherited
+/// by a child another test forks at that moment, and exec'ing it would then fail with "text
+/// file busy".
 fn fake_qemu(dir: &Path) -> PathBuf {
     let p = dir.join("fake-qemu");
     let pid = dir.join("pid");
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\necho $$ > {}\nexec yes 'serial line'\n",
-            pid.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = format!(
+        "#!/bin/sh\necho $$ > {}\nexec yes 'serial line'\n",
+        pid.display()
+    );
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"",
+            "sh",
+        ])
+        .arg(&script)
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "writing {}", p.display());
     p
 }
 

@@ -286,12 +286,14 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn fake(dir: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
+    /// A fake QEMU: `/bin/sh` running a script with `body`. Run through the shell rather than
+    /// executed itself, because exec'ing a file this process just wrote fails with "text file
+    /// busy" when a test on another thread forks meanwhile (the child briefly holds the file
+    /// open for writing).
+    fn fake(dir: &Path, body: &str) -> (PathBuf, Vec<OsString>) {
         let p = dir.join("fake-qemu");
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
+        std::fs::write(&p, format!("{body}\n")).unwrap();
+        (PathBuf::from("/bin/sh"), vec![p.into_os_string()])
     }
 
     #[test]
@@ -307,7 +309,7 @@ mod tests {
         );
         let mut lines = Vec::new();
         let t = Instant::now();
-        let r = run(&bin, &[], Duration::from_millis(500), &mut |l| {
+        let r = run(&bin.0, &bin.1, Duration::from_millis(500), &mut |l| {
             lines.push(l.to_string());
             Flow::Continue
         })
@@ -340,7 +342,7 @@ mod tests {
         );
         let mut lines = Vec::new();
         let t = Instant::now();
-        let r = run(&bin, &[], Duration::from_secs(20), &mut |l| {
+        let r = run(&bin.0, &bin.1, Duration::from_secs(20), &mut |l| {
             lines.push(l.to_string());
             if l == "two" {
                 Flow::Stop
@@ -367,7 +369,7 @@ mod tests {
             "printf 'a\\r\\nb'; echo 'qemu: oops' >&2; exit 41",
         );
         let mut lines = Vec::new();
-        let r = run(&bin, &[], Duration::from_secs(10), &mut |l| {
+        let r = run(&bin.0, &bin.1, Duration::from_secs(10), &mut |l| {
             lines.push(l.to_string());
             Flow::Continue
         })
