@@ -51,9 +51,9 @@ fn a_failed_threads_command_joins_what_it_started() {
     assert_exit(&out, ExitCode::Failure);
 }
 
-/// The whole sweep: the three growth paths (`pf-ist`, `df-recover`, `fred-sim`), four event
-/// kinds, RSP at 0..=512 bytes above the edge in 8-byte steps (780 cases), every outcome
-/// exact (see `kernel/src/scenarios/edge.rs`).
+/// The whole sweep: the three growth paths (`pf-ist`, `df-recover`, `fred-sim`), five event
+/// kinds (timer, demand #PF, int3, push, ensure), RSP at 0..=512 bytes above the edge in
+/// 8-byte steps (975 cases), every outcome exact (see `kernel/src/scenarios/edge.rs`).
 #[test]
 fn edge_sweep_is_exact_for_every_growth_path_and_event() {
     let out = boot("edge-sweep");
@@ -64,7 +64,7 @@ fn edge_sweep_is_exact_for_every_growth_path_and_event() {
         .expect("failures list");
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(r.bool("ok"), Some(true));
-    assert_eq!(num(r, "cases"), 3 * 4 * 65);
+    assert_eq!(num(r, "cases"), 3 * 5 * 65);
     assert_exit(&out, ExitCode::Success);
 }
 

@@ -67,9 +67,11 @@ pub struct Clobbered {
 /// remembers the frame in statics, touches a second demand page so a #PF nests inside this
 /// handler, and compares. Where the nested #PF rewound this handler's IST stack, it also wrote
 /// over this code's own stack frames, so nothing is kept there across the fault (statics and
-/// registers only), and a clobbered frame goes straight to `clobbered`, which never returns,
-/// instead of returning through frames that may be gone.
-pub fn nested_demand_fault(frame: &TrapFrame, cr2: u64, clobbered: fn(u64, Clobbered) -> !) {
+/// registers only; the touch is inlined, so no return crosses it), and a clobbered frame goes
+/// straight to its report, which never returns, instead of returning through frames that may
+/// be gone.
+#[inline(never)]
+pub fn nested_demand_fault(frame: &TrapFrame, cr2: u64) {
     OUTER_SNAPSHOT[0].store(frame.rip, Ordering::Relaxed);
     OUTER_SNAPSHOT[1].store(frame.rsp, Ordering::Relaxed);
     OUTER_SNAPSHOT[2].store(cr2, Ordering::Relaxed);
@@ -81,7 +83,7 @@ pub fn nested_demand_fault(frame: &TrapFrame, cr2: u64, clobbered: fn(u64, Clobb
         OUTER_SNAPSHOT[1].load(Ordering::Relaxed),
     );
     if after != before {
-        clobbered(
+        super::report::clobbered_frame(
             OUTER_SNAPSHOT[2].load(Ordering::Relaxed),
             Clobbered { before, after },
         );

@@ -116,7 +116,7 @@ fn ordinary(frame: &mut TrapFrame, cr2: u64) {
     }
     let t0 = cpu::rdtsc();
     if cr2 < lazy::BASE + lazy::SIZE / 2 && inject::take(Injection::NestedDemandFault) {
-        inject::nested_demand_fault(frame, cr2, report::clobbered_frame);
+        inject::nested_demand_fault(frame, cr2);
     }
     if !lazy::fault_in(cr2) {
         report::fatal(frame, cr2);

@@ -59,7 +59,9 @@ pub fn read(addr: u64) -> Option<u8> {
 
 /// Reads the byte at `addr` of the area (faulting its page in) and then `frame`'s saved RIP and
 /// RSP, with nothing kept on the stack across the fault (see `provoke::read_byte_then_words`).
-/// `None` outside the area.
+/// `None` outside the area. Always inlined: a return across the fault would go through a
+/// frame the nested handler may have overwritten.
+#[inline(always)]
 pub fn read_then_reread(addr: u64, frame: &TrapFrame) -> Option<(u64, u64)> {
     // SAFETY: as in `read` for the byte; the two words are fields of a live TrapFrame.
     contains(addr).then(|| unsafe { provoke::read_byte_then_words(addr, &frame.rip, &frame.rsp) })

@@ -30,8 +30,8 @@ use crate::{report, stacks, time};
 /// The commands of this file.
 pub const COMMANDS: &[Command] = &[command!(
     "edge-sweep",
-    "[MODE:all|pf-ist|df-recover|fred-sim|abort=all] [EVENT:all|timer|demand|int3|push=all] [FROM:0..512=0] [TO:0..512=512]",
-    "park RSP 0..512 bytes above a growable stack's mapped edge (8-byte steps) and take a timer interrupt, a demand #PF, int3 or a push there; checks each outcome",
+    "[MODE:all|pf-ist|df-recover|fred-sim|abort=all] [EVENT:all|timer|demand|int3|push|ensure=all] [FROM:0..512=0] [TO:0..512=512]",
+    "park RSP 0..512 bytes above a growable stack's mapped edge (8-byte steps) and take a timer interrupt, a demand #PF, int3, a push or an ensure() there; checks each outcome",
     "edge-sweep pf-ist push 0 64",
     edge_sweep
 )];
@@ -43,10 +43,19 @@ enum Kind {
     Demand,
     Int3,
     Push,
+    /// `stacks::ensure` of [`ENSURE_BYTES`], called with RSP at the offset: its own frames
+    /// take a growth fault in the middle of its mapping loop.
+    Ensure,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Timer, Kind::Demand, Kind::Int3, Kind::Push];
+    const ALL: [Kind; 5] = [
+        Kind::Timer,
+        Kind::Demand,
+        Kind::Int3,
+        Kind::Push,
+        Kind::Ensure,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -54,9 +63,13 @@ impl Kind {
             Kind::Demand => "demand",
             Kind::Int3 => "int3",
             Kind::Push => "push",
+            Kind::Ensure => "ensure",
         }
     }
 }
+
+/// What the `ensure` case asks for below its own RSP.
+const ENSURE_BYTES: u64 = 8192;
 
 /// The policy every case runs on: one page mapped, room to grow.
 const POLICY: Policy = Policy::Grow {
@@ -112,6 +125,23 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
             Kind::Demand => {
                 Ok(cpu::without_interrupts(|| lazy::write_with_rsp_at(at, addr, 0xa5)) as u64)
             }
+            Kind::Ensure => {
+                // The lowest address ensure had to map, or 0 if it refused.
+                let mut lowest = 0;
+                cpu::without_interrupts(|| {
+                    provoke::call_at(
+                        at,
+                        &mut || {
+                            let rsp = cpu::rsp();
+                            if stacks::ensure(rsp, ENSURE_BYTES).is_ok() {
+                                lowest = rsp - ENSURE_BYTES;
+                            }
+                        },
+                        &KernelSpace,
+                    )
+                })
+                .map(|()| lowest)
+            }
         };
         r.unwrap_or(u64::MAX - 1)
     })
@@ -127,6 +157,7 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
         }
         Kind::Timer if got != 1 => return Err(format!("one interrupt counted {got} times")),
         Kind::Demand if got != 1 => return Err(String::from("the write was refused")),
+        Kind::Ensure if got == 0 => return Err(String::from("ensure refused")),
         Kind::Demand if lazy::read(addr) != Some(0xa5) || lazy::faults() - demand0 != 1 => {
             return Err(format!(
                 "demand page: read {:?}, {} faults",
@@ -143,11 +174,16 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
         return Err(format!("{lost} interrupts replayed, expected {want_lost}"));
     }
     // A lost interrupt's delivery grew the stack by a page it then never wrote (the CPU gave
-    // up the delivery), so that page counts even though the high-water mark stays above it.
-    let need = j
+    // up the delivery), so that page counts even though the high-water mark stays above it;
+    // `ensure` maps down to what it was asked for, written or not.
+    let mut need = j
         .high_water
         .div_ceil(PAGE)
         .max(if want_lost == 1 { 2 } else { 0 });
+    if kind == Kind::Ensure {
+        let top = stacks::layout().slot_of(got).map_or(0, |s| s.top);
+        need = need.max((top - (got & !(PAGE - 1))) / PAGE);
+    }
     if j.pages != need {
         return Err(format!(
             "{} pages mapped for a high-water mark of {} bytes",

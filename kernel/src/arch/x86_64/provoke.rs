@@ -49,6 +49,7 @@ pub unsafe fn read_byte(addr: u64) -> u8 {
 /// # Safety
 /// `addr` must satisfy [`read_byte`]'s contract; `first` and `second` must be mapped and
 /// 8-byte aligned.
+#[inline(always)]
 pub unsafe fn read_byte_then_words(addr: u64, first: *const u64, second: *const u64) -> (u64, u64) {
     let (a, b): (u64, u64);
     // SAFETY: the byte load is allowed by the caller's promise, the two word loads read
@@ -61,8 +62,9 @@ pub unsafe fn read_byte_then_words(addr: u64, first: *const u64, second: *const 
             addr = in(reg) addr,
             p = in(reg) first,
             q = in(reg) second,
+            // `a` is written while `q` is still to be read: it must not share its register.
             t = out(reg_byte) _,
-            a = lateout(reg) a,
+            a = out(reg) a,
             b = lateout(reg) b,
             options(nostack, preserves_flags, readonly)
         )
@@ -231,6 +233,36 @@ pub fn push_at(at: u64, value: u64, space: &impl AddressSpace) -> Result<u64, Ed
         )
     };
     Ok(popped)
+}
+
+/// Moves RSP to `at` and calls `f` there, so that everything `f` does uses the stack from
+/// `at` down, then moves RSP back. Same contract as [`push_below`].
+pub fn call_at(at: u64, f: &mut dyn FnMut(), space: &impl AddressSpace) -> Result<(), EdgeError> {
+    own_free_stack(at, space)?;
+    extern "sysv64" fn tramp(f: &mut &mut dyn FnMut()) {
+        (*f)()
+    }
+    let at = at & !15;
+    let mut f = f;
+    // SAFETY: `[at, RSP)` is the running stack's own free memory (checked), `at` is 16-byte
+    // aligned for the call, and `f` uses the stack from there down: this stack's own unmapped
+    // pages (the fault path maps them or stops the machine) or its own free memory. r12 is
+    // callee-saved, so it still holds the old RSP when `tramp` returns; every caller-saved
+    // register is declared clobbered.
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "mov rsp, {at}",
+            "call {tramp}",
+            "mov rsp, r12",
+            at = in(reg) at,
+            tramp = sym tramp,
+            in("rdi") &mut f,
+            out("r12") _,
+            clobber_abi("sysv64"),
+        )
+    };
+    Ok(())
 }
 
 /// Moves RSP to `at` and executes `int3`, so the #BP frame (and its handler) go right below
