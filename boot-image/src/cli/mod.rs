@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
-pub use run::{RunArgs, run_cmd};
+pub use run::{RunArgs, run_cmd, run_outcome};
 
 use crate::build::{self, Output};
 use crate::exit::status;
 use crate::out::say;
-use crate::record::{self, Style};
+use crate::record::{self, Record, Style};
 use crate::symbols::Symbolizer;
 use crate::{Error, ErrorKind, doctor, paths, setup};
 
@@ -174,17 +174,54 @@ fn demo_cmd() -> Result<i32, Error> {
         ..RunArgs::default()
     };
     // The demo ends, by design, with the SDM-abort baseline: a stack overflow that the #DF
-    // handler reports before stopping the machine. That abort is the expected ending;
-    // anything else keeps its own exit status.
-    match run_cmd(&r)? {
-        status::ABORT => {
+    // handler reports before stopping the machine. That abort, after every scene before it
+    // succeeded, is the expected ending; anything else is a failed demo.
+    let (out, status) = run_outcome(&r)?;
+    match demo_verdict(&out.records, status) {
+        Ok(()) => {
             note(
-                "demo finished: its last scene stops the machine with the #DF report, as the SDM baseline must",
+                "demo finished: every scene succeeded, and the last one stops the machine with the #DF report, as the SDM baseline must",
             );
             Ok(0)
         }
-        other => Ok(other),
+        Err(why) => {
+            note(&format!("demo failed: {why}"));
+            Ok(if status == status::ABORT {
+                status::FAILURE
+            } else {
+                status
+            })
+        }
     }
+}
+
+/// Whether a demo run ended as it must: every `result` ok, no `error`, and exactly one
+/// `abort`, the overflow report from #DF, right before `exit`.
+pub fn demo_verdict(records: &[Record], status: i32) -> Result<(), String> {
+    if let Some(r) = records.iter().find(|r| r.kind == "error") {
+        return Err(format!("a command was refused: {}", r.to_json_line()));
+    }
+    if let Some(r) = records
+        .iter()
+        .find(|r| r.kind == "result" && r.bool("ok") != Some(true))
+    {
+        return Err(format!("a scene did not succeed: {}", r.to_json_line()));
+    }
+    let aborts: Vec<&Record> = records.iter().filter(|r| r.kind == "abort").collect();
+    match aborts.as_slice() {
+        [a] if a.str("reason") == Some("stack-overflow") && a.str("via") == Some("#DF") => {}
+        [a] => {
+            return Err(format!(
+                "the ending is not the #DF overflow report: {}",
+                a.to_json_line()
+            ));
+        }
+        _ => return Err(format!("{} abort records instead of one", aborts.len())),
+    }
+    if status != status::ABORT {
+        return Err(format!("the run ended with status {status}, not the abort"));
+    }
+    Ok(())
 }
 
 fn symbolize_cmd(addrs: &[u64], offset: u64, kernel: Option<PathBuf>) -> Result<i32, Error> {
@@ -457,5 +494,44 @@ mod tests {
         assert_eq!(main(["nope"].map(OsString::from)), 2);
         assert_eq!(main([]), 2);
         assert_eq!(main(["run", "--memory", "1T"].map(OsString::from)), 2);
+    }
+}
+
+#[cfg(test)]
+mod demo_tests {
+    use super::demo_verdict;
+    use crate::exit::status;
+    use crate::record::Record;
+
+    fn recs(lines: &[&str]) -> Vec<Record> {
+        lines
+            .iter()
+            .map(|l| Record::parse_json(l).expect("a record"))
+            .collect()
+    }
+
+    const GOOD: [&str; 4] = [
+        r#"{"kind":"ready"}"#,
+        r#"{"kind":"result","cmd":"recurse","ok":true}"#,
+        r##"{"kind":"abort","reason":"stack-overflow","via":"#DF"}"##,
+        r#"{"kind":"exit","code":"abort"}"#,
+    ];
+
+    #[test]
+    fn the_demo_must_end_in_the_df_overflow_report_after_only_successes() {
+        assert_eq!(demo_verdict(&recs(&GOOD), status::ABORT), Ok(()));
+        let mut bad = GOOD;
+        bad[1] = r#"{"kind":"result","cmd":"recurse","ok":false}"#;
+        assert!(demo_verdict(&recs(&bad), status::ABORT).is_err());
+        let mut pf = GOOD;
+        pf[2] = r##"{"kind":"abort","reason":"stack-overflow","via":"#PF"}"##;
+        assert!(demo_verdict(&recs(&pf), status::ABORT).is_err());
+        let mut other = GOOD;
+        other[2] = r#"{"kind":"abort","reason":"exception"}"#;
+        assert!(demo_verdict(&recs(&other), status::ABORT).is_err());
+        let mut refused = GOOD;
+        refused[1] = r#"{"kind":"error","cmd":"x","msg":"y"}"#;
+        assert!(demo_verdict(&recs(&refused), status::ABORT).is_err());
+        assert!(demo_verdict(&recs(&GOOD[..2]), status::SUCCESS).is_err());
     }
 }

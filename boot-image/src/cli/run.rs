@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{build_cmd, note, secs};
 use crate::exit::KernelExit;
-use crate::harness::{Harness, RunOptions};
+use crate::harness::{Harness, Outcome, RunOptions};
 use crate::qemu::{AccelChoice, DEFAULT_MEMORY_MIB, Flow};
 use crate::record::{self, Line, Renderer, Style};
 use crate::{Error, ExitCode, paths};
@@ -94,6 +94,11 @@ fn show(out: &mut impl Write, failed: &mut Option<std::io::Error>, line: &str) -
 
 /// `cargo lab run`: returns the exit status of the run.
 pub fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
+    run_outcome(r).map(|(_, status)| status)
+}
+
+/// `run`, also returning what the kernel reported.
+pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     let (elf, image) = match (&r.image, r.no_build) {
         (Some(img), _) => (paths::kernel_elf(r.debug), img.clone()),
         (None, true) => (paths::kernel_elf(r.debug), paths::default_image()),
@@ -188,5 +193,6 @@ pub fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
         (_, Some(p)) => note(&format!("{} [{elapsed}]", style.red(p))),
         (_, None) => note(&format!("{:?} after {elapsed}", out.exit)),
     }
-    Ok(out.host_status())
+    let status = out.host_status();
+    Ok((out, status))
 }
