@@ -79,15 +79,32 @@ const fn capture_offset(vector: u8) -> u64 {
     }
 }
 
+/// The instructions that save a [`TrapFrame`]'s pad word and 15 general registers, below the
+/// three words a stub pushed (error code, event data, vector). Shared by the IDT entry path and
+/// the fred-sim trampoline, so the two frames cannot drift apart.
+macro_rules! save_registers {
+    () => {
+        "push 0\n push rax\n push rbx\n push rcx\n push rdx\n push rsi\n push rdi\n push rbp\n
+         push r8\n push r9\n push r10\n push r11\n push r12\n push r13\n push r14\n push r15"
+    };
+}
+
+/// The instructions that restore the 15 general registers [`save_registers`] saved, leaving
+/// RSP at the pad word.
+macro_rules! restore_registers {
+    () => {
+        "pop r15\n pop r14\n pop r13\n pop r12\n pop r11\n pop r10\n pop r9\n pop r8\n
+         pop rbp\n pop rdi\n pop rsi\n pop rdx\n pop rcx\n pop rbx\n pop rax"
+    };
+}
+pub(super) use {restore_registers, save_registers};
+
 /// The shared tail of every stub.
 #[unsafe(naked)]
 unsafe extern "sysv64" fn trap_common() {
     // Preconditions: the stub pushed the error code (or 0), the event data and the vector.
     naked_asm!(
-        "push 0",
-        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
-        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14",
-        "push r15",
+        save_registers!(),
         "cld",
         "mov rdi, rsp",
         "call {dispatch}",
@@ -101,21 +118,7 @@ unsafe extern "sysv64" fn trap_common() {
 #[unsafe(naked)]
 unsafe extern "sysv64" fn trap_return() {
     naked_asm!(
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rbp",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rbx",
-        "pop rax",
+        restore_registers!(),
         // Drop the pad, vector, event data and error code.
         "add rsp, 32",
         "iretq",

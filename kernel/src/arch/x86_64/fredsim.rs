@@ -391,10 +391,7 @@ unsafe extern "sysv64" fn fred_common() {
     // Preconditions: on the delivery stack, the stub pushed the error code (or 0), the event
     // data and the vector.
     naked_asm!(
-        "push 0",
-        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
-        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14",
-        "push r15",
+        super::entry::save_registers!(),
         "cld",
         "mov rdi, rsp",
         "call {deliver}",
@@ -402,8 +399,7 @@ unsafe extern "sysv64" fn fred_common() {
         "mov rsp, rax",
         "mov rdi, rsp",
         "call {handle}",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        super::entry::restore_registers!(),
         // Skip the rest of the view (9 words) and the FRED frame's lower 3 words: the iretq
         // frame `handle_entry` left starts there.
         "add rsp, {skip}",

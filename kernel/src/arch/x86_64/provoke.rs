@@ -239,29 +239,10 @@ pub fn push_at(at: u64, value: u64, space: &impl AddressSpace) -> Result<u64, Ed
 /// `at` down, then moves RSP back. Same contract as [`push_below`].
 pub fn call_at(at: u64, f: &mut dyn FnMut(), space: &impl AddressSpace) -> Result<(), EdgeError> {
     own_free_stack(at, space)?;
-    extern "sysv64" fn tramp(f: &mut &mut dyn FnMut()) {
-        (*f)()
-    }
-    let at = at & !15;
-    let mut f = f;
-    // SAFETY: `[at, RSP)` is the running stack's own free memory (checked), `at` is 16-byte
-    // aligned for the call, and `f` uses the stack from there down: this stack's own unmapped
-    // pages (the fault path maps them or stops the machine) or its own free memory. r12 is
-    // callee-saved, so it still holds the old RSP when `tramp` returns; every caller-saved
-    // register is declared clobbered.
-    unsafe {
-        asm!(
-            "mov r12, rsp",
-            "mov rsp, {at}",
-            "call {tramp}",
-            "mov rsp, r12",
-            at = in(reg) at,
-            tramp = sym tramp,
-            in("rdi") &mut f,
-            out("r12") _,
-            clobber_abi("sysv64"),
-        )
-    };
+    // SAFETY: `[at, RSP)` is the running stack's own free memory (checked), rounded down to 16
+    // bytes for the call, and `f` uses the stack from there down: this stack's own unmapped
+    // pages (the fault path maps them or stops the machine) or its own free memory.
+    unsafe { super::stackswitch::call_with_rsp(at & !15, f) };
     Ok(())
 }
 

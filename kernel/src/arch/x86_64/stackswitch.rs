@@ -72,13 +72,23 @@ pub fn call_on_df_stack(frame: &TrapFrame, cr2: u64, f: fn(&TrapFrame, u64) -> !
 /// Runs `f` on `stack`, then switches back and returns. `f` may use the stack as deep as it
 /// is mapped; its guard page catches the rest.
 pub fn call_on(stack: &mut OwnedStack, f: &mut dyn FnMut()) {
+    // SAFETY: the exclusive borrow of an `OwnedStack` means `[bottom, top)` is mapped and
+    // used by nothing else during the call, and its top is 16-byte aligned.
+    unsafe { call_with_rsp(stack.top().as_u64(), f) }
+}
+
+/// Calls `f` with RSP at `top`, then restores RSP and returns.
+///
+/// # Safety
+/// `top` must be 16-byte aligned, and the memory below it, as deep as `f` goes, must be free
+/// stack memory that nothing else uses during the call (unmapped pages below it must be ones
+/// the fault path maps or reports, as under a guarded stack).
+pub(super) unsafe fn call_with_rsp(top: u64, f: &mut dyn FnMut()) {
     extern "sysv64" fn tramp(f: &mut &mut dyn FnMut()) {
         (*f)()
     }
-    let top = stack.top().as_u64();
     let mut f = f;
-    // SAFETY: the exclusive borrow of an `OwnedStack` means `[bottom, top)` is mapped and
-    // used by nothing else during the call; `top` is 16-byte aligned, so the call is too.
+    // SAFETY: the caller guarantees the stack below `top`; the call is 16-byte aligned.
     // r12 is callee-saved, so it still holds the old RSP when `tramp` returns; every
     // caller-saved register is declared clobbered.
     unsafe {
