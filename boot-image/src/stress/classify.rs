@@ -77,9 +77,25 @@ fn judged(class: Class, detail: impl Into<String>) -> Judgement {
     }
 }
 
-/// Classifies a run that ended with `exit` and reported `records`, for a program that must
-/// do `expect`.
-pub fn classify(expect: &Expect, exit: KernelExit, records: &[Record]) -> Judgement {
+/// Whether every command of `cmdline` but the last wrote its `result`, in order: then an
+/// abort that follows came from the last command.
+pub fn reached_last_command(cmdline: &str, records: &[Record]) -> bool {
+    let names: Vec<&str> = cmdline
+        .split(';')
+        .filter_map(|c| c.split_whitespace().next())
+        .collect();
+    let mut results = records
+        .iter()
+        .filter(|r| r.kind == "result")
+        .filter_map(|r| r.str("cmd"));
+    names
+        .split_last()
+        .is_none_or(|(_, before)| before.iter().all(|n| results.any(|c| c == *n)))
+}
+
+/// Classifies a run of `cmdline` that ended with `exit` and reported `records`, for a program
+/// that must do `expect` (an expected abort must come from its last command).
+pub fn classify(expect: &Expect, cmdline: &str, exit: KernelExit, records: &[Record]) -> Judgement {
     let code = match exit {
         KernelExit::Timeout => return judged(Class::Hang, "killed at the timeout"),
         KernelExit::NoExitRecord => {
@@ -114,13 +130,18 @@ pub fn classify(expect: &Expect, exit: KernelExit, records: &[Record]) -> Judgem
         ),
         (ExitCode::Abort, Expect::Abort(reason)) => {
             let got = abort.and_then(|a| a.str("reason"));
-            if got == Some(reason.as_str()) {
-                judged(Class::DocumentedAbort, "")
-            } else {
+            if got != Some(reason.as_str()) {
                 judged(
                     Class::UnexpectedAbort,
                     format!("abort reason {got:?}, expected {reason}"),
                 )
+            } else if !reached_last_command(cmdline, records) {
+                judged(
+                    Class::UnexpectedAbort,
+                    format!("{reason} before the last command"),
+                )
+            } else {
+                judged(Class::DocumentedAbort, "")
             }
         }
         (ExitCode::Abort | ExitCode::Panic, _) => judged(
@@ -157,8 +178,12 @@ mod tests {
     const OTHER: &str = r#"{"kind":"abort","reason":"exception","vector":13}"#;
     const K: fn(ExitCode) -> KernelExit = KernelExit::Kernel;
 
+    /// The command line of the synthetic runs: two commands, the second the one that may
+    /// overflow.
+    const CMDLINE: &str = "recurse 4 64; recurse 400 1024";
+
     fn class(e: &Expect, x: KernelExit, lines: &[&str]) -> Class {
-        classify(e, x, &recs(lines)).class
+        classify(e, CMDLINE, x, &recs(lines)).class
     }
 
     #[test]
@@ -218,8 +243,42 @@ mod tests {
             class(&ok, KernelExit::NoExitRecord, &[]),
             Class::MachineDeath
         );
-        let j = classify(&ok, K(ExitCode::Failure), &recs(&[READY, BAD]));
+        // The expected overflow, but before the last command wrote its result.
+        let early = "threads 4; recurse 400 1024; stats";
+        let lines = recs(&[
+            READY,
+            r#"{"kind":"result","cmd":"threads","ok":true}"#,
+            OVERFLOW,
+        ]);
+        let j = classify(&ab, early, K(ExitCode::Abort), &lines);
+        assert_eq!(j.class, Class::UnexpectedAbort, "{j:?}");
+        assert_eq!(j.detail, "stack-overflow before the last command");
+        let j = classify(&ok, CMDLINE, K(ExitCode::Failure), &recs(&[READY, BAD]));
         assert_eq!(j.detail, "result of 'threads' not ok");
+    }
+
+    #[test]
+    fn the_last_command_is_reached_when_the_others_reported_in_order() {
+        let r = |cmds: &[&str]| -> Vec<Record> {
+            cmds.iter()
+                .map(|c| {
+                    Record::parse_json(&format!(r#"{{"kind":"result","cmd":"{c}","ok":true}}"#))
+                        .unwrap()
+                })
+                .collect()
+        };
+        let line = "jitter 1; policy fixed 16K; recurse 3 32; recurse 900 1024";
+        assert!(reached_last_command(
+            line,
+            &r(&["jitter", "policy", "recurse"])
+        ));
+        assert!(!reached_last_command(line, &r(&["jitter", "policy"])));
+        assert!(!reached_last_command(
+            line,
+            &r(&["policy", "jitter", "recurse"])
+        ));
+        assert!(reached_last_command("recurse 900 1024", &[]));
+        assert!(reached_last_command("", &[]));
     }
 
     #[test]

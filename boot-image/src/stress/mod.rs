@@ -155,7 +155,7 @@ pub fn run_one(
     // An error here (QEMU or firmware missing, Ctrl-C) is no verdict on the program: it
     // stops the stress run. A QEMU that dies is an outcome (`machine-death`), not an error.
     let out = h.run(opts)?;
-    let judgement = classify(&program.expect, out.exit, &out.records);
+    let judgement = classify(&program.expect, &program.cmdline(), out.exit, &out.records);
     let (accel, serial) = (out.accel, out.serial);
     let elapsed = start.elapsed();
     let mut repro = None;
@@ -280,6 +280,6 @@ pub fn replay(h: &Harness, repro: Repro) -> Result<Replay, Error> {
         .accel(repro.accel)
         .memory_mib(repro.memory_mib);
     let out = h.run(opts)?;
-    let now = classify(&repro.expect, out.exit, &out.records);
+    let now = classify(&repro.expect, &repro.cmdline, out.exit, &out.records);
     Ok(Replay { repro, now })
 }
