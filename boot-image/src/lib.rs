@@ -7,7 +7,8 @@
 //!   (timeouts, Ctrl-C, no QEMU left behind) and the KVM probe;
 //! * [`build`]: kernel and UEFI image builds; [`toolchain`]: what rustup has;
 //!   [`setup`]: installing toolchains and packages; [`doctor`]: reporting on all of it;
-//! * [`harness`]: the API the QEMU integration tests in `tests/` use;
+//! * [`harness`]: the API the QEMU integration tests in `tests/` use; [`stress`]: seeded,
+//!   parallel stress runs checked against what each program must do;
 //! * [`cli`]: the `boot-image` binary's command line and commands; [`out`]: stdout without
 //!   panics.
 
@@ -26,6 +27,7 @@ pub mod paths;
 pub mod qemu;
 pub mod record;
 pub mod setup;
+pub mod stress;
 pub mod symbols;
 pub mod toolchain;
 

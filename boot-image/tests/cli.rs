@@ -56,6 +56,7 @@ fn help_exits_0_for_every_command_and_usage_errors_exit_2() {
         "build",
         "run",
         "demo",
+        "stress",
         "test",
         "doctor",
         "symbolize",

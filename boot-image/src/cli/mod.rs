@@ -9,6 +9,7 @@
 
 mod fred;
 mod run;
+mod stress;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 pub use run::{RunArgs, run_cmd, run_outcome};
+pub use stress::{StressArgs, stress_cmd};
 
 use crate::build::{self, Output};
 use crate::exit::status;
@@ -66,6 +68,9 @@ pub enum Command {
     Run(RunArgs),
     /// Setup + build + run the demo command line
     Demo,
+    /// Seeded random programs of scenarios, several QEMUs in parallel, each outcome checked;
+    /// a reproducer file per failure (replay with `run --repro FILE`)
+    Stress(StressArgs),
     /// Setup + build, then `cargo test --workspace [ARGS]`
     Test {
         /// Passed to `cargo test` (after `--`)
@@ -112,6 +117,7 @@ impl Command {
             Command::Build { debug, kernel } => build_cmd(debug, kernel).map(|_| 0),
             Command::Run(r) => run_cmd(&r),
             Command::Demo => demo_cmd(),
+            Command::Stress(a) => stress_cmd(&a),
             Command::Test { extra } => test_cmd(&extra),
             Command::Doctor => doctor::doctor().map(|()| 0),
             Command::Fred { explain, file } => fred::fred_cmd(file.as_deref(), explain),
@@ -371,6 +377,7 @@ mod tests {
                 raw: true,
                 image: None,
                 debug: false,
+                repro: None,
             })
         );
         assert_eq!(p(&["run"]).unwrap(), Command::Run(RunArgs::default()));
@@ -396,6 +403,65 @@ mod tests {
                 offset: 8,
                 kernel: None
             }
+        );
+    }
+
+    #[test]
+    fn parses_stress_and_repro() {
+        let Command::Stress(a) = p(&[
+            "stress",
+            "--runs",
+            "5",
+            "--jobs",
+            "3",
+            "--seed",
+            "9",
+            "--minutes",
+            "2",
+            "--policies",
+            "grow,fixed16k",
+            "--modes",
+            "abort,fred-sim",
+            "--accel",
+            "tcg",
+            "--plant",
+            "1",
+        ])
+        .unwrap() else {
+            panic!("not stress")
+        };
+        assert_eq!(
+            (a.runs, a.jobs, a.seed, a.minutes),
+            (5, Some(3), Some(9), Some(2))
+        );
+        assert_eq!(a.policies.as_deref(), Some("grow 4K 32K,fixed 16K"));
+        assert_eq!(a.modes.as_deref(), Some("abort,fred-sim"));
+        assert_eq!(
+            (a.accel, a.plant, a.timeout),
+            (AccelChoice::Tcg, Some(1), 60)
+        );
+        let Command::Stress(d) = p(&["stress"]).unwrap() else {
+            panic!("not stress")
+        };
+        assert_eq!((d.runs, d.jobs, d.seed, d.json), (20, None, None, None));
+        let m = err(&["stress", "--policies", "huge"], ClapKind::ValueValidation);
+        assert!(m.contains("unknown policy 'huge'"), "{m}");
+        let m = err(
+            &["stress", "--modes", "pf-ist,x"],
+            ClapKind::ValueValidation,
+        );
+        assert!(m.contains("unknown growth mode 'x'"), "{m}");
+        assert_eq!(
+            p(&["run", "--repro", "r.json", "--no-build"]).unwrap(),
+            Command::Run(RunArgs {
+                repro: Some("r.json".into()),
+                no_build: true,
+                ..RunArgs::default()
+            })
+        );
+        err(
+            &["run", "--repro", "r.json", "--cmdline", "int3"],
+            ClapKind::ArgumentConflict,
         );
     }
 
@@ -455,6 +521,7 @@ mod tests {
             &["run", "--help"],
             &["run", "-h"],
             &["demo", "--help"],
+            &["stress", "--help"],
             &["test", "--help"],
             &["doctor", "--help"],
             &["symbolize", "--help"],

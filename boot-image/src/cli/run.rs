@@ -49,6 +49,10 @@ pub struct RunArgs {
     /// Build and boot the debug kernel
     #[arg(long)]
     pub debug: bool,
+    /// Replay a stress reproducer (its command line, accelerator, timeout and memory) and
+    /// report whether it classifies as recorded (exit 0) or not (exit 1)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug"])]
+    pub repro: Option<PathBuf>,
 }
 
 impl Default for RunArgs {
@@ -63,6 +67,7 @@ impl Default for RunArgs {
             image: None,
             raw: false,
             debug: false,
+            repro: None,
         }
     }
 }
@@ -94,10 +99,13 @@ fn show(out: &mut impl Write, failed: &mut Option<std::io::Error>, line: &str) -
 
 /// `cargo lab run`: returns the exit status of the run.
 pub fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
+    if let Some(file) = &r.repro {
+        return super::stress::repro_cmd(file, r.no_build);
+    }
     run_outcome(r).map(|(_, status)| status)
 }
 
-/// `run`, also returning what the kernel reported.
+/// `run`, also returning what the kernel reported (`--repro` is `run_cmd`'s alone).
 pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     let (elf, image) = match (&r.image, r.no_build) {
         (Some(img), _) => (paths::kernel_elf(r.debug), img.clone()),

@@ -14,6 +14,7 @@ pub mod event;
 pub mod exception;
 pub mod fwcfg;
 pub mod growth_rules;
+pub mod jitter;
 pub mod phys_regions;
 pub mod proto;
 pub mod runs;

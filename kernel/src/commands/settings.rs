@@ -3,6 +3,7 @@
 
 use alloc::string::ToString;
 use stacklab_core::cmdline::{ArgError, Args};
+use stacklab_core::jitter;
 use stacklab_core::proto::ExitCode;
 use stacklab_core::stack_layout::Policy;
 
@@ -63,6 +64,13 @@ pub const COMMANDS: &[Command] = &[
         "stop running commands; keep taking timer interrupts forever",
         "halt",
         halt
+    ),
+    command!(
+        "jitter",
+        "...",
+        "seeded timer jitter: 'jitter SEED [SPREAD]' varies each tick's period by up to SPREAD percent (0-90, default 50); 'jitter off'",
+        "jitter 42 30",
+        jitter
     ),
     command!("exit", "", "exit now with the outcome so far", "exit", exit),
 ];
@@ -248,6 +256,40 @@ fn stats(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     if !res.distinct {
         report::note_outcome(ExitCode::Failure);
     }
+    Ok(())
+}
+
+fn jitter<'a>(c: &mut Call<'a>) -> Result<(), ArgError<'a>> {
+    let mut args = c.args.rest.clone();
+    if args.peek() == Some("off") {
+        args.word("SEED")?;
+        args.finish()?;
+        let periods = pic::jitter_periods();
+        pic::set_jitter(None);
+        log::info!("jitter: off after {periods} jittered periods");
+        report::result(|r| {
+            r.bool("ok", true)
+                .bool("jitter", false)
+                .u64("periods", periods)
+        });
+        return Ok(());
+    }
+    let seed = args.number("SEED", 0, u64::MAX)?;
+    let spread = args.number_or(
+        "SPREAD",
+        jitter::DEFAULT_SPREAD as u64,
+        0,
+        jitter::MAX_SPREAD as u64,
+    )?;
+    args.finish()?;
+    pic::set_jitter(Some(jitter::Jitter::new(seed, spread as u32)));
+    log::info!("jitter: seed {seed:#x}, periods within {spread}% of 1 ms");
+    report::result(|r| {
+        r.bool("ok", true)
+            .bool("jitter", true)
+            .hex("seed", seed)
+            .u64("spread", spread)
+    });
     Ok(())
 }
 

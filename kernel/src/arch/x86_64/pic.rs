@@ -1,10 +1,11 @@
 //! Legacy interrupt controllers: the 8259 pair (remapped to vectors 32-47) and the 8254 PIT on
 //! IRQ 0 as the periodic timer.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use pic8259::ChainedPics;
 use spin::Mutex;
 use stacklab_core::event::Vector;
+use stacklab_core::jitter::Jitter;
 use x86_64::instructions::port::Port;
 
 /// First vector of the master PIC after remapping.
@@ -21,6 +22,17 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 /// [`acknowledge`] decrements it right after the EOI.
 pub(super) static IRQ_ENTERED: AtomicU64 = AtomicU64::new(0);
 static LOST_RECOVERED: AtomicU64 = AtomicU64::new(0);
+/// Whether channel 0 runs as the periodic timer (set by [`periodic`], cleared by [`quiet`]
+/// and [`one_shot`]): only then does jitter reprogram it after a tick.
+static PERIODIC: AtomicBool = AtomicBool::new(false);
+/// Seeded jitter of the periodic timer (off by default): on, its generator state and spread,
+/// and the periods it chose so far. Read and written with interrupts off only.
+static JITTER_ON: AtomicBool = AtomicBool::new(false);
+static JITTER_STATE: AtomicU64 = AtomicU64::new(0);
+static JITTER_SPREAD: AtomicU32 = AtomicU32::new(0);
+static JITTER_PERIODS: AtomicU64 = AtomicU64::new(0);
+/// The unjittered period of the periodic timer, in PIT input clocks.
+const BASE_COUNT: u16 = (PIT_HZ / TIMER_HZ) as u16;
 
 /// Remaps the PICs, unmasks only the timer, and starts the PIT at [`TIMER_HZ`].
 pub fn init() {
@@ -52,15 +64,70 @@ fn program_channel0(mode: u8, count: u16) {
     });
 }
 
-/// The periodic timer at [`TIMER_HZ`] (mode 2, rate generator): the boot setting.
+/// The periodic timer at [`TIMER_HZ`] (mode 2, rate generator): the boot setting. With
+/// jitter on, each period is drawn from the jitter sequence instead (see [`set_jitter`]).
 pub fn periodic() {
-    program_channel0(2, (PIT_HZ / TIMER_HZ) as u16);
+    super::cpu::without_interrupts(|| {
+        PERIODIC.store(true, Ordering::Relaxed);
+        let count = next_jittered().unwrap_or(BASE_COUNT);
+        program_channel0(2, count);
+    });
+}
+
+/// Turns seeded timer jitter on (`Some`) or off (`None`) and restarts the periodic timer.
+/// While on, every periodic tick reprograms channel 0 with the next period of the sequence
+/// (`stacklab_core::jitter`), so a seed gives the same sequence of periods every boot. One-shot
+/// and quiet phases are not jittered.
+pub fn set_jitter(j: Option<Jitter>) {
+    super::cpu::without_interrupts(|| {
+        if let Some(j) = j {
+            JITTER_STATE.store(j.state(), Ordering::Relaxed);
+            JITTER_SPREAD.store(j.spread(), Ordering::Relaxed);
+        }
+        JITTER_ON.store(j.is_some(), Ordering::Relaxed);
+        JITTER_PERIODS.store(0, Ordering::Relaxed);
+    });
+    if PERIODIC.load(Ordering::Relaxed) {
+        periodic();
+    }
+}
+
+/// Periods chosen by the jitter since it was last set.
+pub fn jitter_periods() -> u64 {
+    JITTER_PERIODS.load(Ordering::Relaxed)
+}
+
+/// The next jittered period, advancing the sequence; `None` when jitter is off. Called with
+/// interrupts off (one CPU), so the load and store of the state cannot interleave.
+fn next_jittered() -> Option<u16> {
+    if !JITTER_ON.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut j = Jitter::from_parts(
+        JITTER_STATE.load(Ordering::Relaxed),
+        JITTER_SPREAD.load(Ordering::Relaxed),
+    );
+    let count = j.next_count(BASE_COUNT);
+    JITTER_STATE.store(j.state(), Ordering::Relaxed);
+    JITTER_PERIODS.fetch_add(1, Ordering::Relaxed);
+    Some(count)
+}
+
+/// After a periodic tick with jitter on: the next period starts now, with the next length.
+fn rearm_jittered() {
+    if !PERIODIC.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(count) = next_jittered() {
+        program_channel0(2, count);
+    }
 }
 
 /// Stops the periodic timer: mode 0 with the longest count, so no timer interrupt comes for
 /// about 55 ms (until [`one_shot`] or [`periodic`] reprograms it). An interrupt the PIC
 /// latched before this is still delivered when interrupts are next enabled.
 pub fn quiet() {
+    PERIODIC.store(false, Ordering::Relaxed);
     program_channel0(0, 0xffff);
 }
 
@@ -69,6 +136,7 @@ pub fn quiet() {
 /// tests that must know how many timer interrupts the hardware raised.
 pub fn one_shot(us: u32) {
     let count = (PIT_HZ as u64 * us as u64 / 1_000_000).clamp(1, 0xffff) as u16;
+    PERIODIC.store(false, Ordering::Relaxed);
     program_channel0(0, count);
 }
 
@@ -81,6 +149,7 @@ pub(super) fn acknowledge(vector: Vector) -> bool {
     if real {
         if vector == Vector::TIMER {
             tick();
+            rearm_jittered();
         }
         end_of_interrupt(v);
     } else if v == PIC_BASE + 15 {

@@ -1,0 +1,285 @@
+//! Seeded stress runs: many boots, each running a random program of registered scenarios
+//! (drawn on the host from a seed, [`program`]), several QEMUs in parallel through the
+//! [`Harness`], each outcome checked against what its program must do ([`classify`]), a
+//! reproducer file for every failure ([`repro`]) and a summary ([`Summary`]).
+//!
+//! ```no_run
+//! use boot_image::Harness;
+//! use boot_image::stress::{StressConfig, stress};
+//! let cfg = StressConfig { runs: 8, jobs: 2, seed: 7, ..StressConfig::default() };
+//! let summary = stress(Harness::get(), &cfg, &mut |_| {})?;
+//! assert!(summary.runs.iter().all(|r| r.judgement.class.passed()));
+//! # Ok::<(), boot_image::Error>(())
+//! ```
+
+pub mod classify;
+pub mod program;
+pub mod repro;
+mod summary;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Harness, RunOptions};
+use crate::qemu::{self, Accel, AccelChoice};
+use crate::{Error, paths};
+use classify::{Judgement, classify};
+use program::{Expect, GenConfig, Program, generate};
+use repro::Repro;
+
+pub use summary::Summary;
+
+/// Options of a stress run.
+#[derive(Clone, Debug)]
+pub struct StressConfig {
+    /// How many programs to run (at most).
+    pub runs: u64,
+    /// How many QEMUs at a time.
+    pub jobs: usize,
+    /// The seed every program derives from.
+    pub seed: u64,
+    /// Start no new run after this much time (the runs under way finish).
+    pub time_limit: Option<Duration>,
+    /// How programs are drawn.
+    pub programs: GenConfig,
+    /// The accelerator choice for every run.
+    pub accel: AccelChoice,
+    /// Per-run timeout in seconds.
+    pub timeout_secs: u64,
+    /// Guest memory in MiB.
+    pub memory_mib: u64,
+    /// Where reproducer files go.
+    pub out_dir: PathBuf,
+    /// A planted fault, for testing the checker: the expectation of this run is inverted
+    /// (an ok program is expected to abort, an aborting one to succeed), so it must be
+    /// reported as failed.
+    pub plant: Option<u64>,
+}
+
+impl Default for StressConfig {
+    fn default() -> Self {
+        StressConfig {
+            runs: 20,
+            jobs: default_jobs(),
+            seed: 0,
+            time_limit: None,
+            programs: GenConfig::default(),
+            accel: AccelChoice::Auto,
+            timeout_secs: 60,
+            memory_mib: qemu::DEFAULT_MEMORY_MIB,
+            out_dir: default_dir(),
+            plant: None,
+        }
+    }
+}
+
+/// The number of cores, the default number of jobs.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `target/stacklab/stress`: reproducers and the summary.
+pub fn default_dir() -> PathBuf {
+    paths::stacklab_dir().join("stress")
+}
+
+/// One finished run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The program it ran (with the expectation the checker used).
+    pub program: Program,
+    /// Whether its expectation was planted wrong on purpose.
+    pub planted: bool,
+    /// How it was classified.
+    pub judgement: Judgement,
+    /// The accelerator it ran under.
+    pub accel: Accel,
+    /// The QEMU run's wall time.
+    pub elapsed: Duration,
+    /// The reproducer written for it, if it failed.
+    pub repro: Option<PathBuf>,
+}
+
+/// Where a stress run stands, after each finished run.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Runs finished.
+    pub done: u64,
+    /// Runs planned.
+    pub total: u64,
+    /// Finished runs that did not pass.
+    pub failures: u64,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Finished runs per minute of wall time.
+    pub fn per_minute(&self) -> f64 {
+        self.done as f64 * 60.0 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+}
+
+/// The programs of a stress run, with any planted expectation applied (the same list every
+/// time for the same configuration).
+pub fn programs(cfg: &StressConfig) -> Vec<(Program, bool)> {
+    (0..cfg.runs)
+        .map(|i| {
+            let mut p = generate(cfg.seed, i, &cfg.programs);
+            let planted = cfg.plant == Some(i);
+            if planted {
+                p.expect = match p.expect {
+                    Expect::Ok => Expect::Abort(program::OVERFLOW_REASON.into()),
+                    Expect::Abort(_) => Expect::Ok,
+                };
+            }
+            (p, planted)
+        })
+        .collect()
+}
+
+/// Boots one program and classifies it; a failure writes its reproducer.
+pub fn run_one(
+    h: &Harness,
+    cfg: &StressConfig,
+    program: Program,
+    planted: bool,
+) -> Result<RunReport, Error> {
+    let opts = RunOptions::new(program.cmdline())
+        .timeout_secs(cfg.timeout_secs)
+        .accel(cfg.accel)
+        .memory_mib(cfg.memory_mib);
+    let start = Instant::now();
+    // An error here (QEMU or firmware missing, Ctrl-C) is no verdict on the program: it
+    // stops the stress run. A QEMU that dies is an outcome (`machine-death`), not an error.
+    let out = h.run(opts)?;
+    let judgement = classify(&program.expect, &program.cmdline(), out.exit, &out.records);
+    let (accel, serial) = (out.accel, out.serial);
+    let elapsed = start.elapsed();
+    let mut repro = None;
+    if !judgement.class.passed() {
+        let r = Repro {
+            seed: program.seed,
+            run: program.index,
+            cmdline: program.cmdline(),
+            accel: match accel {
+                Accel::Kvm => AccelChoice::Kvm,
+                Accel::Tcg => AccelChoice::Tcg,
+            },
+            timeout_secs: cfg.timeout_secs,
+            memory_mib: cfg.memory_mib,
+            expect: program.expect.clone(),
+            class: judgement.class,
+            detail: judgement.detail.clone(),
+            serial,
+        };
+        repro = Some(r.write(&cfg.out_dir)?);
+    }
+    Ok(RunReport {
+        program,
+        planted,
+        judgement,
+        accel,
+        elapsed,
+        repro,
+    })
+}
+
+/// Runs the stress run: `cfg.jobs` threads take programs in order and boot them; `progress`
+/// is called (on the calling thread) after each finished run. Stops early at the time limit,
+/// or for an error that is no verdict on a program (QEMU or firmware missing, Ctrl-C).
+pub fn stress(
+    h: &Harness,
+    cfg: &StressConfig,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Summary, Error> {
+    let start = Instant::now();
+    let queue = Mutex::new(programs(cfg).into_iter());
+    let failures = AtomicU64::new(0);
+    let mut reports = Vec::new();
+    let mut first_err = None;
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..cfg.jobs.max(1) {
+            let (tx, queue) = (tx.clone(), &queue);
+            s.spawn(move || {
+                loop {
+                    if cfg.time_limit.is_some_and(|t| start.elapsed() >= t) {
+                        return;
+                    }
+                    let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                    let Some((p, planted)) = next else { return };
+                    let r = run_one(h, cfg, p, planted);
+                    let stop = r.is_err();
+                    if tx.send(r).is_err() || stop {
+                        if stop {
+                            // Leave the rest: the environment is broken for every run.
+                            queue.lock().map(|mut q| q.by_ref().for_each(drop)).ok();
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for r in rx {
+            match r {
+                Ok(r) => {
+                    if !r.judgement.class.passed() {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    reports.push(r);
+                    progress(&Progress {
+                        done: reports.len() as u64,
+                        total: cfg.runs,
+                        failures: failures.load(Ordering::Relaxed),
+                        elapsed: start.elapsed(),
+                    });
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+    });
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    reports.sort_by_key(|r| r.program.index);
+    Ok(Summary {
+        seed: cfg.seed,
+        jobs: cfg.jobs.max(1),
+        wall: start.elapsed(),
+        runs: reports,
+    })
+}
+
+/// What replaying a reproducer gave.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    /// The reproducer.
+    pub repro: Repro,
+    /// The classification of the new run.
+    pub now: Judgement,
+}
+
+impl Replay {
+    /// Whether the new run was classified as the recorded one.
+    pub fn matched(&self) -> bool {
+        self.now.class == self.repro.class
+    }
+}
+
+/// Boots a reproducer's command line again with its options and classifies the outcome
+/// against its expectation.
+pub fn replay(h: &Harness, repro: Repro) -> Result<Replay, Error> {
+    let opts = RunOptions::new(repro.cmdline.clone())
+        .timeout_secs(repro.timeout_secs)
+        .accel(repro.accel)
+        .memory_mib(repro.memory_mib);
+    let out = h.run(opts)?;
+    let now = classify(&repro.expect, &repro.cmdline, out.exit, &out.records);
+    Ok(Replay { repro, now })
+}
