@@ -1,0 +1,287 @@
+//! Unit tests of the command line and of the demo's verdict.
+
+use super::*;
+use crate::qemu::AccelChoice;
+use clap::error::ErrorKind as ClapKind;
+
+fn p(args: &[&str]) -> Result<Command, clap::Error> {
+    Cli::try_parse_from(std::iter::once("cargo lab").chain(args.iter().copied())).map(|c| c.command)
+}
+
+/// A refused command line: exit status 2 and clap's error kind; returns the message.
+fn err(args: &[&str], kind: ClapKind) -> String {
+    let e = p(args).unwrap_err();
+    assert_eq!((e.kind(), e.exit_code()), (kind, 2), "{args:?}: {e}");
+    e.to_string()
+}
+
+#[test]
+fn parses_every_command() {
+    assert_eq!(p(&["setup"]).unwrap(), Command::Setup);
+    assert_eq!(p(&["demo"]).unwrap(), Command::Demo);
+    assert_eq!(p(&["doctor"]).unwrap(), Command::Doctor);
+    assert_eq!(
+        p(&["build", "--debug"]).unwrap(),
+        Command::Build {
+            debug: true,
+            kernel: None
+        }
+    );
+    assert_eq!(
+        p(&["build", "--kernel", "k.elf"]).unwrap(),
+        Command::Build {
+            debug: false,
+            kernel: Some("k.elf".into())
+        }
+    );
+    let r = p(&[
+        "run",
+        "--cmdline",
+        "int3; exit",
+        "--json",
+        "o.jsonl",
+        "--timeout",
+        "9",
+        "--accel",
+        "tcg",
+        "--raw",
+        "--no-build",
+        "--memory",
+        "4G",
+    ])
+    .unwrap();
+    assert_eq!(
+        r,
+        Command::Run(RunArgs {
+            cmdline: "int3; exit".into(),
+            json: Some("o.jsonl".into()),
+            timeout: 9,
+            accel: AccelChoice::Tcg,
+            memory_mib: 4096,
+            no_build: true,
+            raw: true,
+            image: None,
+            debug: false,
+            repro: None,
+        })
+    );
+    assert_eq!(p(&["run"]).unwrap(), Command::Run(RunArgs::default()));
+    assert_eq!(
+        p(&["run", "--image", "x.img", "--debug"]).unwrap(),
+        Command::Run(RunArgs {
+            image: Some("x.img".into()),
+            debug: true,
+            ..RunArgs::default()
+        })
+    );
+    assert_eq!(p(&["test"]).unwrap(), Command::Test { extra: vec![] });
+    assert_eq!(
+        p(&["test", "--", "--nocapture", "x"]).unwrap(),
+        Command::Test {
+            extra: vec!["--nocapture".into(), "x".into()]
+        }
+    );
+    assert_eq!(
+        p(&["symbolize", "0x10", "32", "--offset", "0x8"]).unwrap(),
+        Command::Symbolize {
+            addrs: vec![16, 32],
+            offset: 8,
+            kernel: None
+        }
+    );
+}
+
+#[test]
+fn parses_stress_and_repro() {
+    let Command::Stress(a) = p(&[
+        "stress",
+        "--runs",
+        "5",
+        "--jobs",
+        "3",
+        "--seed",
+        "9",
+        "--minutes",
+        "2",
+        "--policies",
+        "grow,fixed16k",
+        "--modes",
+        "abort,fred-sim",
+        "--accel",
+        "tcg",
+        "--plant",
+        "1",
+    ])
+    .unwrap() else {
+        panic!("not stress")
+    };
+    assert_eq!(
+        (a.runs, a.jobs, a.seed, a.minutes),
+        (5, Some(3), Some(9), Some(2))
+    );
+    assert_eq!(a.policies.as_deref(), Some("grow 4K 32K,fixed 16K"));
+    assert_eq!(a.modes.as_deref(), Some("abort,fred-sim"));
+    assert_eq!(
+        (a.accel, a.plant, a.timeout),
+        (AccelChoice::Tcg, Some(1), 60)
+    );
+    let Command::Stress(d) = p(&["stress"]).unwrap() else {
+        panic!("not stress")
+    };
+    assert_eq!((d.runs, d.jobs, d.seed, d.json), (20, None, None, None));
+    let m = err(&["stress", "--policies", "huge"], ClapKind::ValueValidation);
+    assert!(m.contains("unknown policy 'huge'"), "{m}");
+    let m = err(
+        &["stress", "--modes", "pf-ist,x"],
+        ClapKind::ValueValidation,
+    );
+    assert!(m.contains("unknown growth mode 'x'"), "{m}");
+    assert_eq!(
+        p(&["run", "--repro", "r.json", "--no-build"]).unwrap(),
+        Command::Run(RunArgs {
+            repro: Some("r.json".into()),
+            no_build: true,
+            ..RunArgs::default()
+        })
+    );
+    err(
+        &["run", "--repro", "r.json", "--cmdline", "int3"],
+        ClapKind::ArgumentConflict,
+    );
+}
+
+#[test]
+fn refused_command_lines_are_usage_errors() {
+    err(&["frobnicate"], ClapKind::InvalidSubcommand);
+    err(&[], ClapKind::DisplayHelpOnMissingArgumentOrSubcommand);
+    let m = err(&["run", "--bogus"], ClapKind::UnknownArgument);
+    assert!(m.contains("unexpected argument '--bogus'"), "{m}");
+    err(&["run", "--timeout"], ClapKind::InvalidValue);
+    let m = err(&["run", "--timeout", "0"], ClapKind::ValueValidation);
+    assert!(
+        m.contains("needs a positive number of seconds, got '0'"),
+        "{m}"
+    );
+    let m = err(&["run", "--accel", "hvf"], ClapKind::InvalidValue);
+    assert!(m.contains("'hvf'") && m.contains("auto, kvm, tcg"), "{m}");
+    let m = err(&["run", "--memory", "lots"], ClapKind::ValueValidation);
+    assert!(
+        m.contains("'lots' is not a memory size (use a whole number of MiB or GiB: 512M, 4G)"),
+        "{m}"
+    );
+    let m = err(&["run", "--memory", "16M"], ClapKind::ValueValidation);
+    assert!(m.contains("at least 64M"), "{m}");
+    err(&["setup", "now"], ClapKind::UnknownArgument);
+    err(&["test", "--nocapture"], ClapKind::UnknownArgument);
+    err(&["symbolize"], ClapKind::MissingRequiredArgument);
+    let m = err(&["symbolize", "main"], ClapKind::ValueValidation);
+    assert!(
+        m.contains("not an address: 'main' (use 0x… or decimal)"),
+        "{m}"
+    );
+    err(
+        &["symbolize", "0x1", "--offset", "x"],
+        ClapKind::ValueValidation,
+    );
+}
+
+#[test]
+fn mistyped_flags_and_commands_get_suggestions() {
+    let m = err(&["run", "--cmdlin", "x"], ClapKind::UnknownArgument);
+    assert!(m.contains("similar argument exists: '--cmdline'"), "{m}");
+    let m = err(&["dcotor"], ClapKind::InvalidSubcommand);
+    assert!(m.contains("similar subcommand exists: 'doctor'"), "{m}");
+}
+
+#[test]
+fn help_and_version_exit_0_on_every_command() {
+    for args in [
+        &["--help"][..],
+        &["help"],
+        &["help", "run"],
+        &["-V"],
+        &["--version"],
+        &["setup", "--help"],
+        &["build", "--help"],
+        &["run", "--help"],
+        &["run", "-h"],
+        &["demo", "--help"],
+        &["stress", "--help"],
+        &["test", "--help"],
+        &["doctor", "--help"],
+        &["symbolize", "--help"],
+    ] {
+        let e = p(args).unwrap_err();
+        assert_eq!(e.exit_code(), 0, "{args:?}");
+        assert!(
+            matches!(e.kind(), ClapKind::DisplayHelp | ClapKind::DisplayVersion),
+            "{args:?}: {:?}",
+            e.kind()
+        );
+    }
+    let help = p(&["run", "--help"]).unwrap_err().to_string();
+    for opt in [
+        "--cmdline",
+        "--json",
+        "--timeout",
+        "--accel",
+        "--memory",
+        "--no-build",
+        "--image",
+        "--raw",
+        "--debug",
+    ] {
+        assert!(help.contains(opt), "{opt} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn the_parser_is_consistent() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn main_maps_usage_errors_to_exit_2() {
+    assert_eq!(main(["nope"].map(OsString::from)), 2);
+    assert_eq!(main([]), 2);
+    assert_eq!(main(["run", "--memory", "1T"].map(OsString::from)), 2);
+}
+
+mod demo {
+    use super::demo_verdict;
+    use crate::exit::status;
+    use crate::record::Record;
+
+    fn recs(lines: &[&str]) -> Vec<Record> {
+        lines
+            .iter()
+            .map(|l| Record::parse_json(l).expect("a record"))
+            .collect()
+    }
+
+    const GOOD: [&str; 4] = [
+        r#"{"kind":"ready"}"#,
+        r#"{"kind":"result","cmd":"recurse","ok":true}"#,
+        r##"{"kind":"abort","reason":"stack-overflow","via":"#DF"}"##,
+        r#"{"kind":"exit","code":"abort"}"#,
+    ];
+
+    #[test]
+    fn the_demo_must_end_in_the_df_overflow_report_after_only_successes() {
+        assert_eq!(demo_verdict(&recs(&GOOD), status::ABORT), Ok(()));
+        let mut bad = GOOD;
+        bad[1] = r#"{"kind":"result","cmd":"recurse","ok":false}"#;
+        assert!(demo_verdict(&recs(&bad), status::ABORT).is_err());
+        let mut pf = GOOD;
+        pf[2] = r##"{"kind":"abort","reason":"stack-overflow","via":"#PF"}"##;
+        assert!(demo_verdict(&recs(&pf), status::ABORT).is_err());
+        let mut other = GOOD;
+        other[2] = r#"{"kind":"abort","reason":"exception"}"#;
+        assert!(demo_verdict(&recs(&other), status::ABORT).is_err());
+        let mut refused = GOOD;
+        refused[1] = r#"{"kind":"error","cmd":"x","msg":"y"}"#;
+        assert!(demo_verdict(&recs(&refused), status::ABORT).is_err());
+        assert!(demo_verdict(&recs(&GOOD[..2]), status::SUCCESS).is_err());
+    }
+}
