@@ -204,10 +204,13 @@ pub fn zone(slot: &SlotRange, mapped_lo: u64, floor: u64, addr: u64) -> Zone {
 
 /// Bytes used according to a zero-filled stack's contents: `words` is the mapped part from its
 /// lowest address up; the high-water mark is measured from the first non-zero word to the top
-/// (Linux DEBUG_STACK_USAGE). 0 if the stack was never touched.
-pub fn high_water(words: &[u64]) -> u64 {
-    match words.iter().position(|w| *w != 0) {
-        Some(i) => ((words.len() - i) * 8) as u64,
+/// (Linux DEBUG_STACK_USAGE). 0 if the stack was never touched. An iterator, so the kernel
+/// can feed it volatile reads of a live stack without making a slice of it.
+pub fn high_water(words: impl ExactSizeIterator<Item = u64>) -> u64 {
+    let len = words.len();
+    let mut words = words;
+    match words.position(|w| w != 0) {
+        Some(i) => ((len - i) * 8) as u64,
         None => 0,
     }
 }
@@ -382,10 +385,11 @@ mod tests {
 
     #[test]
     fn high_water_is_first_nonzero_word_from_bottom() {
-        assert_eq!(high_water(&[0, 0, 0, 0]), 0);
-        assert_eq!(high_water(&[0, 0, 5, 0]), 16);
-        assert_eq!(high_water(&[1, 0, 0, 0]), 32);
-        assert_eq!(high_water(&[]), 0);
+        let hw = |w: &[u64]| high_water(w.iter().copied());
+        assert_eq!(hw(&[0, 0, 0, 0]), 0);
+        assert_eq!(hw(&[0, 0, 5, 0]), 16);
+        assert_eq!(hw(&[1, 0, 0, 0]), 32);
+        assert_eq!(hw(&[]), 0);
     }
 
     #[test]

@@ -148,16 +148,13 @@ pub fn high_water(lo: u64, hi: u64) -> u64 {
     while lo < hi && !KernelSpace.is_range_mapped(VirtAddr::new(lo), VirtAddr::new(hi)) {
         lo = (lo | (PAGE - 1)) + 1;
     }
-    let mut a = lo;
-    while a < hi {
-        // SAFETY: `[lo, hi)` is mapped ordinary memory (checked above), `a` is 8-byte
-        // aligned; a volatile read of a plain integer is valid whatever its owner does.
-        if unsafe { core::ptr::read_volatile(a as *const u64) } != 0 {
-            return hi - a;
-        }
-        a += 8;
-    }
-    0
+    let words = (0..((hi - lo) / 8) as usize).map(|i| {
+        // SAFETY: `[lo, hi)` is mapped ordinary memory (checked above), and `lo + 8 * i` is an
+        // 8-byte aligned word inside it; a volatile read of a plain integer is valid whatever
+        // its owner does.
+        unsafe { core::ptr::read_volatile((lo + 8 * i as u64) as *const u64) }
+    });
+    stacklab_core::stack_layout::high_water(words)
 }
 
 /// Maps `[lo, hi)` (page aligned, inside prepared tables) with fresh zeroed frames and returns
