@@ -15,6 +15,7 @@ pub mod exception;
 pub mod fwcfg;
 pub mod growth_rules;
 pub mod jitter;
+pub mod line_edit;
 pub mod phys_regions;
 pub mod proto;
 pub mod runs;
