@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub accel: AccelChoice,
     /// Guest memory in MiB.
     pub memory_mib: u64,
+    /// Start QEMU's gdb stub on this port, the CPU halted until gdb continues it.
+    pub gdb_port: Option<u16>,
 }
 
 impl RunOptions {
@@ -47,7 +49,13 @@ impl RunOptions {
             timeout: Duration::from_secs(60),
             accel: AccelChoice::Auto,
             memory_mib: qemu::DEFAULT_MEMORY_MIB,
+            gdb_port: None,
         }
+    }
+    /// Starts QEMU's gdb stub on `port`, halted until gdb continues (`run --gdb`).
+    pub fn gdb(mut self, port: u16) -> RunOptions {
+        self.gdb_port = Some(port);
+        self
     }
     /// Sets the timeout in seconds.
     pub fn timeout_secs(mut self, secs: u64) -> RunOptions {
@@ -279,7 +287,10 @@ impl Harness {
             accel,
             memory_mib: opts.memory_mib,
         };
-        let args = machine.args()?;
+        let mut args = machine.args()?;
+        if let Some(port) = opts.gdb_port {
+            args.extend(qemu::args::gdb_args(port));
+        }
         let mut serial = String::new();
         let mut records = Vec::new();
         let mut exit_code: Option<String> = None;

@@ -8,7 +8,9 @@
 //! errors exit 2, `--help` and `--version` exit 0.
 
 mod fred;
+mod gdb;
 mod run;
+mod shell;
 mod stress;
 
 use std::ffi::OsString;
@@ -19,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub use gdb::{KERNEL_LOAD_OFFSET, gdb_command};
 pub use run::{RunArgs, run_cmd, run_outcome};
+pub use shell::{Screen, restore_terminal, scan_keys, shell_cmdline};
 pub use stress::{StressArgs, stress_cmd};
 
 use crate::build::{self, Output};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::{build_cmd, note, secs};
 use crate::exit::KernelExit;
 use crate::harness::{Harness, Outcome, RunOptions};
-use crate::qemu::{AccelChoice, DEFAULT_MEMORY_MIB, Flow};
+use crate::qemu::{Accel, AccelChoice, DEFAULT_MEMORY_MIB, Flow};
 use crate::record::{self, Line, Renderer, Style};
 use crate::{Error, ExitCode, paths};
 
@@ -53,6 +53,18 @@ pub struct RunArgs {
     /// report whether it classifies as recorded (exit 0) or not (exit 1)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug"])]
     pub repro: Option<PathBuf>,
+    /// Connect this terminal to the kernel's shell on COM1 (boots `CMDLINE; shell`; Ctrl-]
+    /// leaves, Ctrl-C stops the running command; no timeout)
+    #[arg(long, conflicts_with_all = ["repro", "gdb"])]
+    pub shell: bool,
+    /// Start QEMU halted with its gdb stub and print the gdb command line that attaches to
+    /// it with the kernel's symbols (no timeout)
+    #[arg(long, conflicts_with = "repro")]
+    pub gdb: bool,
+    /// The gdb stub's TCP port on 127.0.0.1 (with --gdb)
+    #[arg(long, value_name = "PORT", default_value_t = crate::qemu::args::DEFAULT_GDB_PORT,
+          requires = "gdb")]
+    pub gdb_port: u16,
 }
 
 impl Default for RunArgs {
@@ -68,9 +80,15 @@ impl Default for RunArgs {
             raw: false,
             debug: false,
             repro: None,
+            shell: false,
+            gdb: false,
+            gdb_port: crate::qemu::args::DEFAULT_GDB_PORT,
         }
     }
 }
+
+/// The timeout of a `--gdb` run: a day (the person at gdb decides when it ends).
+pub const GDB_TIMEOUT_SECS: u64 = 24 * 3600;
 
 fn parse_timeout(s: &str) -> Result<u64, String> {
     s.parse()
@@ -102,20 +120,30 @@ pub fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
     if let Some(file) = &r.repro {
         return super::stress::repro_cmd(file, r.no_build);
     }
+    if r.shell {
+        return super::shell::shell_cmd(r);
+    }
     run_outcome(r).map(|(_, status)| status)
 }
 
-/// `run`, also returning what the kernel reported (`--repro` is `run_cmd`'s alone).
-pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
+/// Builds (unless told not to), checks `cmdline` and picks the accelerator: everything before
+/// QEMU starts.
+pub(super) fn prepare(r: &RunArgs, cmdline: &str) -> Result<(Harness, Accel, String), Error> {
+    // Check the command line before building or booting anything.
+    crate::qemu::fw_cfg_cmdline(cmdline)?;
     let (elf, image) = match (&r.image, r.no_build) {
         (Some(img), _) => (paths::kernel_elf(r.debug), img.clone()),
         (None, true) => (paths::kernel_elf(r.debug), paths::default_image()),
         (None, false) => build_cmd(r.debug, None)?,
     };
-    // Check the command line before booting anything.
-    crate::qemu::fw_cfg_cmdline(&r.cmdline)?;
     let h = Harness::new(elf, image)?;
     let (accel, reason) = h.accel(r.accel)?;
+    Ok((h, accel, reason))
+}
+
+/// `run`, also returning what the kernel reported (`--repro` is `run_cmd`'s alone).
+pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
+    let (h, accel, reason) = prepare(r, &r.cmdline)?;
     note(&format!("accelerator: {} ({reason})", accel.name()));
     let mut json = match &r.json {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
@@ -123,23 +151,31 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
         )?)),
         None => None,
     };
+    // A debugging session is as long as the person at gdb wants it to be.
+    let timeout = if r.gdb { GDB_TIMEOUT_SECS } else { r.timeout };
     note(&format!(
         "booting {} with cmdline \"{}\" ({} MiB, timeout {} s)",
         h.image().display(),
         r.cmdline,
         r.memory_mib,
-        r.timeout
+        timeout
     ));
+    if r.gdb {
+        super::gdb::announce(&h.elf, r.gdb_port)?;
+    }
     let style = Style {
         color: std::io::stdout().is_terminal(),
     };
     let mut renderer = Renderer::new(style, Some(h.symbols()));
     let mut json_err = None;
     let mut stdout_err = None;
-    let opts = RunOptions::new(r.cmdline.clone())
-        .timeout_secs(r.timeout)
+    let mut opts = RunOptions::new(r.cmdline.clone())
+        .timeout_secs(timeout)
         .accel(r.accel)
         .memory_mib(r.memory_mib);
+    if r.gdb {
+        opts = opts.gdb(r.gdb_port);
+    }
     let stdout = std::io::stdout();
     let out = h.run_with(&opts, accel, reason, &mut |line, parsed| {
         let mut o = stdout.lock();

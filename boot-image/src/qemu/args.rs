@@ -177,6 +177,21 @@ impl Machine<'_> {
     }
 }
 
+/// The gdb port `run --gdb` uses unless told otherwise (QEMU's `-s` default).
+pub const DEFAULT_GDB_PORT: u16 = 1234;
+
+/// The arguments that start QEMU's gdb stub on `127.0.0.1:port` with the CPU halted before
+/// the firmware's first instruction (`-S`), to be appended to [`Machine::args`]. The serial
+/// line stays on standard input and output (`-serial stdio` above), also for `run --shell`,
+/// where the host tool writes the terminal's bytes to QEMU's standard input.
+pub fn gdb_args(port: u16) -> Vec<OsString> {
+    vec![
+        "-gdb".into(),
+        format!("tcp:127.0.0.1:{port}").into(),
+        "-S".into(),
+    ]
+}
+
 /// The arguments of the KVM probe VM (SeaBIOS boots the raw sector in `probe`).
 ///
 /// The probe uses the same machine and CPU model as a real KVM run (`-machine q35 -cpu host`):

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use args::{DEFAULT_MEMORY_MIB, Machine, fw_cfg_cmdline};
 pub use kvm::{probe_kvm, resolve_accel};
-pub use process::{Flow, RunResult, interrupt, run};
+pub use process::{Flow, Io, RunResult, interrupt, run, run_interactive};
 
 use crate::Error;
 

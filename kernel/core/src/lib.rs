@@ -19,5 +19,6 @@ pub mod line_edit;
 pub mod phys_regions;
 pub mod proto;
 pub mod runs;
+pub mod stack_bar;
 pub mod stack_layout;
 pub mod tsc;

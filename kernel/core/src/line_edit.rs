@@ -180,11 +180,9 @@ impl Editor {
                 self.browsing = None;
                 return Key::Cancel;
             }
-            0x7f | 0x08 => {
-                if self.cursor > 0 {
-                    self.cursor -= 1;
-                    self.remove(self.cursor, 1, out);
-                }
+            0x7f | 0x08 if self.cursor > 0 => {
+                self.cursor -= 1;
+                self.remove(self.cursor, 1, out);
             }
             0x01 => self.move_to(0, out),
             0x05 => self.move_to(self.line.len, out),
@@ -230,11 +228,7 @@ impl Editor {
             (b'D', _) => self.move_to(self.cursor.saturating_sub(1), out),
             (b'H', _) | (b'~', 1 | 7) => self.move_to(0, out),
             (b'F', _) | (b'~', 4 | 8) => self.move_to(self.line.len, out),
-            (b'~', 3) => {
-                if self.cursor < self.line.len {
-                    self.remove(self.cursor, 1, out);
-                }
-            }
+            (b'~', 3) if self.cursor < self.line.len => self.remove(self.cursor, 1, out),
             _ => {}
         }
     }

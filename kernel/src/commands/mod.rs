@@ -8,6 +8,7 @@
 //! Adding a scenario is one function and one row in one file.
 
 pub mod settings;
+pub mod shell;
 
 use stacklab_core::cmdline::{self, ArgError};
 use stacklab_core::cmdspec::{Bound, Spec};
@@ -79,6 +80,7 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::edge::COMMANDS,
     scenarios::bench::COMMANDS,
     scenarios::fred_sim::COMMANDS,
+    shell::COMMANDS,
 ];
 
 /// Every command, in `help` order.

@@ -192,7 +192,11 @@ fn home_and_end_in_every_encoding() {
 fn kill_keys() {
     let mut r = Rig::new();
     // Ctrl-U: everything before the cursor.
-    r.typed("recurse 40 256").typed(LEFT).typed(LEFT).typed(LEFT).typed("\x15");
+    r.typed("recurse 40 256")
+        .typed(LEFT)
+        .typed(LEFT)
+        .typed(LEFT)
+        .typed("\x15");
     r.check("256", 0);
     // Ctrl-K: everything from the cursor.
     r.typed(RIGHT).typed("\x0b");
