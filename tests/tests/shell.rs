@@ -1,0 +1,200 @@
+//! `cargo lab run --shell` driven the way a person uses it: in a terminal (a tmux pane of
+//! 120x40 on a tmux server of its own), typing keys and reading the screen. Every wait polls
+//! the pane until what must appear appears, with a deadline; nothing is judged by sleeping.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use stacklab_tests::Harness;
+
+/// A tmux server and session of this test's own, killed when dropped.
+struct Pane {
+    socket: String,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+impl Pane {
+    /// Starts `cmd` (a shell command line) in a 120x40 pane.
+    fn start(cmd: &str) -> Pane {
+        let socket = format!("stacklab-shell-test-{}", std::process::id());
+        let p = Pane { socket };
+        let out = p.tmux(&["new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        p
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .current_dir(workspace_root())
+            .output()
+            .expect("tmux runs (cargo lab setup installs it)")
+    }
+
+    /// Types keys (tmux key names, e.g. `Enter`, `Up`, `C-c`, or literal text).
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "t"];
+        a.extend_from_slice(keys);
+        assert!(self.tmux(&a).status.success());
+    }
+
+    /// The pane's text, its scroll-back included.
+    fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-J", "-S", "-5000", "-t", "t"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until `done` holds; panics with the screen at the deadline.
+    fn wait_for(&self, what: &str, secs: u64, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {secs} s for {what}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until the last non-blank line is the bare prompt (the shell is ready again).
+    fn wait_prompt(&self, after: &str) -> String {
+        self.wait_for(&format!("the prompt after {after}"), 60, |s| {
+            s.contains(after) && last_line(s) == "stacklab>"
+        })
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+fn count(s: &str, what: &str) -> usize {
+    s.matches(what).count()
+}
+
+#[test]
+fn a_person_at_the_shell() {
+    // The image must exist before `--no-build` boots it.
+    Harness::get();
+    let cargo = env!("CARGO");
+    let pane = Pane::start(&format!(
+        "{cargo} run -q -p boot-image --bin boot-image -- run --shell --no-build --accel tcg \
+         --cmdline int3; echo SHELL-EXIT=$?; stty -a; sleep 300"
+    ));
+    let s = pane.wait_for("the first prompt", 120, |s| last_line(s) == "stacklab>");
+    assert!(
+        s.contains("✓ int3:"),
+        "the commands before `shell` ran first:\n{s}"
+    );
+
+    pane.keys(&["help", "Enter"]);
+    let s = pane.wait_prompt("✓ help: commands=");
+    // The listing: one log line per command, the shell's own included.
+    for name in ["shell", "ps", "stack-map", "halt", "recurse", "edge-sweep"] {
+        assert!(
+            s.lines().any(|l| l
+                .split("INFO ]")
+                .nth(1)
+                .and_then(|t| t.split_whitespace().next())
+                == Some(name)),
+            "help lists {name}:\n{s}"
+        );
+    }
+    let n: usize = s
+        .split("✓ help: commands=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .expect("help's result counts the commands");
+    let listed = s
+        .lines()
+        .filter(|l| l.contains("INFO ]   ") && !l.contains("shell:"))
+        .count();
+    assert_eq!(listed, n, "one listing line per command:\n{s}");
+
+    pane.keys(&["bogus 1", "Enter"]);
+    let s = pane.wait_prompt("! bogus: unknown command 'bogus' (try 'help')");
+    assert!(s.contains("stacklab> bogus 1"), "{s}");
+
+    pane.keys(&["ps", "Enter"]);
+    let s = pane.wait_prompt("✓ ps: threads=1");
+    assert!(
+        s.lines()
+            .any(|l| l.contains(" main ") && l.contains("running") && l.ends_with("boot stack")),
+        "ps shows the shell's own thread:\n{s}"
+    );
+    // History: Up brings `ps` back; Enter runs it again.
+    pane.keys(&["Up"]);
+    pane.wait_for("ps recalled by Up", 30, |s| last_line(s) == "stacklab> ps");
+    pane.keys(&["Enter"]);
+    pane.wait_for("ps run a second time", 60, |s| {
+        count(s, "✓ ps: threads=1") == 2 && last_line(s) == "stacklab>"
+    });
+
+    pane.keys(&["stack-map", "Enter"]);
+    let s = pane.wait_prompt("✓ stack-map: stacks=5");
+    // The boot stack (16 pages above one guard page) and the #DF IST stack (4 pages).
+    assert!(
+        s.contains(" boot   0x") && s.contains("[g|################] map 64K res 0K guard 4K"),
+        "{s}"
+    );
+    assert!(s.contains("[g|####] map 16K res 0K guard 4K"), "{s}");
+
+    // A command that never ends by itself, stopped by Ctrl-C.
+    pane.keys(&["halt", "Enter"]);
+    pane.wait_for("halt to run", 60, |s| s.contains("halt: idle"));
+    pane.keys(&["C-c"]);
+    let s = pane.wait_prompt("✓ halt: interrupted=true");
+    assert!(
+        !s.contains("^C"),
+        "the Ctrl-C that stopped halt is not also a key at the prompt:\n{s}"
+    );
+
+    // Ctrl-] leaves: QEMU stops, the tool exits 0, the terminal is back in cooked mode.
+    pane.keys(&["C-]"]);
+    let s = pane.wait_for("the tool to exit", 60, |s| s.contains("SHELL-EXIT="));
+    assert!(s.contains("left the shell"), "{s}");
+    assert!(s.contains("SHELL-EXIT=0"), "{s}");
+    let stty = s.split("SHELL-EXIT=0").nth(1).unwrap();
+    let settings: Vec<&str> = stty.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig", "opost", "icrnl"] {
+        assert!(settings.contains(&mode), "{mode} restored:\n{stty}");
+    }
+}
+
+#[test]
+fn shell_needs_a_terminal() {
+    Harness::get();
+    let out = Command::new(env!("CARGO"))
+        .args(["run", "-q", "-p", "boot-image", "--bin", "boot-image", "--"])
+        .args(["run", "--shell", "--no-build"])
+        .current_dir(workspace_root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("standard input is not a terminal"), "{err}");
+}
