@@ -23,7 +23,9 @@ fn workspace_root() -> PathBuf {
 impl Pane {
     /// Starts `cmd` (a shell command line) in a 120x40 pane.
     fn start(cmd: &str) -> Pane {
-        let socket = format!("stacklab-shell-test-{}", std::process::id());
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("stacklab-shell-test-{}-{n}", std::process::id());
         let p = Pane { socket };
         let out = p.tmux(&["new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd]);
         assert!(out.status.success(), "tmux new-session: {out:?}");
@@ -177,11 +179,61 @@ fn a_person_at_the_shell() {
     let s = pane.wait_for("the tool to exit", 60, |s| s.contains("SHELL-EXIT="));
     assert!(s.contains("left the shell"), "{s}");
     assert!(s.contains("SHELL-EXIT=0"), "{s}");
-    let stty = s.split("SHELL-EXIT=0").nth(1).unwrap();
+    assert_cooked(&s, "SHELL-EXIT=0");
+}
+
+/// Asserts that `stty -a` output (after `marker`) shows a terminal in cooked mode again.
+fn assert_cooked(screen: &str, marker: &str) {
+    let stty = screen
+        .split(marker)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{screen}"));
     let settings: Vec<&str> = stty.split_whitespace().collect();
     for mode in ["icanon", "echo", "isig", "opost", "icrnl"] {
         assert!(settings.contains(&mode), "{mode} restored:\n{stty}");
     }
+}
+
+/// The host tool's binary, built by cargo as the tests' own `cargo run` would.
+fn tool_binary() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "boot-image", "--bin", "boot-image"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("debug").join("boot-image")
+}
+
+#[test]
+fn a_signal_to_the_tool_restores_the_terminal() {
+    Harness::get();
+    let bin = tool_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    // The inner shell writes its pid and becomes the tool (exec), so the pid is the tool's.
+    let pane = Pane::start(&format!(
+        "sh -c 'echo $$ > {}; exec {} run --shell --no-build --accel tcg'; echo TOOL-EXIT=$?; \
+         stty -a; sleep 300",
+        pidfile.display(),
+        bin.display()
+    ));
+    pane.wait_for("the first prompt", 120, |s| last_line(s) == "stacklab>");
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(kill.success());
+    let s = pane.wait_for("the tool to exit", 60, |s| s.contains("TOOL-EXIT="));
+    assert!(
+        s.contains("TOOL-EXIT=130"),
+        "SIGTERM is an interruption (130):\n{s}"
+    );
+    assert_cooked(&s, "TOOL-EXIT=130");
 }
 
 #[test]
