@@ -250,3 +250,80 @@ fn shell_needs_a_terminal() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("standard input is not a terminal"), "{err}");
 }
+
+/// `park`, `ps`, `stack-map` and `unpark` in a command line (what the shell shows, as records).
+#[test]
+fn parked_threads_in_ps_and_stack_map() {
+    let out = stacklab_tests::boot(
+        "policy grow 4K 32K; growth pf-ist; park 3; ps; stack-map; unpark; ps",
+    );
+    stacklab_tests::assert_exit(&out, stacklab_tests::ExitCode::Success);
+    let threads = out.find_all("thread");
+    let rows: Vec<(u64, &str, &str, &str)> = threads
+        .iter()
+        .map(|t| {
+            (
+                t.u64("tid").unwrap(),
+                t.str("name").unwrap(),
+                t.str("state").unwrap(),
+                t.str("policy").unwrap(),
+            )
+        })
+        .collect();
+    // First `ps`: main and the three parked threads; the second, after `unpark`: main alone.
+    assert_eq!(rows.len(), 5, "{out:?}");
+    assert_eq!(rows[0], (1, "main", "running", "boot stack"));
+    for r in &rows[1..4] {
+        assert_eq!(
+            (r.1, r.2, r.3),
+            ("parked", "sleeping", "grow(4K,32K)"),
+            "{out:?}"
+        );
+    }
+    assert_eq!(rows[4], (1, "main", "running", "boot stack"));
+    let stacks = out.find_all("stack");
+    let kinds: Vec<&str> = stacks.iter().map(|s| s.str("type").unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "boot", "thread", "thread", "thread", "ist", "ist", "ist", "ist"
+        ]
+    );
+    let mut mapped = Vec::new();
+    for s in &stacks[1..4] {
+        let (g, r, m) = (
+            s.u64("guard_pages").unwrap(),
+            s.u64("reserved_pages").unwrap(),
+            s.u64("mapped_pages").unwrap(),
+        );
+        // A 64K slot under grow 4K 32K: 8 pages that are never mapped, 8 the stack may use.
+        assert_eq!((g, r + m), (8, 8), "{out:?}");
+        mapped.push(m);
+        let bar = format!(
+            "[{}|{}{}{}]",
+            "g".repeat(8),
+            ".".repeat(r as usize),
+            if r > 0 { "|" } else { "" },
+            "#".repeat(m as usize)
+        );
+        assert_eq!(s.str("bar"), Some(bar.as_str()), "{out:?}");
+        assert_eq!(
+            s.hex("hi").unwrap() - s.hex("mapped_lo").unwrap(),
+            m * 4096,
+            "{out:?}"
+        );
+    }
+    // Thread k recursed 8k levels of 256 B: a deeper thread has at least as many pages, and
+    // the third (24 levels, over 6 KiB) grew beyond the first page.
+    assert!(
+        mapped.is_sorted() && mapped[2] > 1 && mapped[0] >= 1,
+        "{mapped:?} {out:?}"
+    );
+    let boot = &stacks[0];
+    assert_eq!(boot.str("bar"), Some("[g|################]"));
+    let unpark = out.result_for("unpark").unwrap();
+    assert_eq!(
+        (unpark.bool("ok"), unpark.u64("threads")),
+        (Some(true), Some(3))
+    );
+}

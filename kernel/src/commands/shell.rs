@@ -20,7 +20,7 @@ use stacklab_core::stack_layout::PAGE;
 use super::{Call, Command, command};
 use crate::arch::x86_64::gdt::{self, Ist};
 use crate::arch::x86_64::{cpu, serial};
-use crate::{report, stacks, thread};
+use crate::{growth, report, scenarios, stacks, thread};
 
 /// The prompt.
 pub const PROMPT: &str = "stacklab> ";
@@ -40,6 +40,20 @@ pub const COMMANDS: &[Command] = &[
         "each live thread: id, name, state, stack policy",
         "ps",
         ps
+    ),
+    command!(
+        "park",
+        "N:1..32",
+        "start N threads on the current policy; thread k recurses 8k levels of 256 B, then sleeps until 'unpark'",
+        "park 3",
+        park
+    ),
+    command!(
+        "unpark",
+        "",
+        "end and join the threads 'park' started",
+        "unpark",
+        unpark
     ),
     command!(
         "stack-map",
@@ -180,7 +194,7 @@ fn show(s: &Span<'_>) {
     report::emit("stack", |r| {
         r.u64("tid", s.tid)
             .str("name", s.name)
-            .str("kind", s.kind)
+            .str("type", s.kind)
             .hex("lo", s.lo)
             .hex("hi", s.hi)
             .hex("mapped_lo", s.mapped_lo)
@@ -238,4 +252,87 @@ fn stack_map(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     }
     report::result(|r| r.bool("ok", true).u64("stacks", n));
     Ok(())
+}
+
+/// Threads `park` started and `unpark` has not joined yet.
+static PARKED: spin::Mutex<Vec<thread::Tid>> = spin::Mutex::new(Vec::new());
+static UNPARK: AtomicBool = AtomicBool::new(false);
+/// Bytes of stack one level of a 256-byte-frame recursion takes, at most (frame, return
+/// address, saved registers), for sizing `park`'s recursions within a policy.
+const LEVEL_BYTES: u64 = 512;
+
+fn park(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
+    let n = c.number(0);
+    let policy = scenarios::policy();
+    // What a thread may use: its maximum if growth can reach it, else its initial pages.
+    let usable = match growth::mode() {
+        growth::Mode::Abort => policy.initial_bytes(),
+        _ => policy.max_bytes(),
+    };
+    let cap = (usable / 2 / LEVEL_BYTES).max(1);
+    UNPARK.store(false, Ordering::SeqCst);
+    let mut started = Vec::new();
+    for k in 1..=n {
+        let depth = (8 * k).min(cap);
+        let spawned = thread::spawn("parked", policy, move || {
+            let r = scenarios::recursion::recurse(depth, 256, 0).unwrap_or(0);
+            while !UNPARK.load(Ordering::SeqCst) {
+                thread::sleep_ms(60_000);
+            }
+            r
+        });
+        match spawned {
+            Ok(t) => started.push(t),
+            Err(e) => {
+                c.refuse(format_args!("thread {k} of {n} could not start: {e}"));
+                break;
+            }
+        }
+    }
+    // Let each run its recursion and go to sleep (a few milliseconds; at most 5 s).
+    for _ in 0..2500 {
+        if all_in_state(&started, "sleeping") {
+            break;
+        }
+        thread::sleep_ms(2);
+    }
+    log::info!(
+        "park: {} threads on {policy}, sleeping until 'unpark'",
+        started.len()
+    );
+    let count = started.len() as u64;
+    cpu::without_interrupts(|| PARKED.lock().extend(started));
+    report::result(|r| {
+        r.bool("ok", count == n)
+            .u64("threads", count)
+            .fmt("policy", format_args!("{policy}"))
+    });
+    Ok(())
+}
+
+fn unpark(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
+    let tids = cpu::without_interrupts(|| core::mem::take(&mut *PARKED.lock()));
+    UNPARK.store(true, Ordering::SeqCst);
+    // Wake them until each has seen the flag and exited: a thread that checked the flag just
+    // before it was set, and was not yet asleep when woken, is woken again.
+    while !all_in_state(&tids, "exited") {
+        for t in &tids {
+            thread::wake(*t);
+        }
+        thread::sleep_ms(2);
+    }
+    let joined = tids.iter().filter(|t| thread::join(**t).is_some()).count() as u64;
+    log::info!("unpark: {joined} threads ended");
+    report::result(|r| {
+        r.bool("ok", joined == tids.len() as u64)
+            .u64("threads", joined)
+    });
+    Ok(())
+}
+
+/// Whether every thread of `tids` is in `state` (see `thread::ThreadView::state`).
+fn all_in_state(tids: &[thread::Tid], state: &str) -> bool {
+    let now = thread::snapshot();
+    tids.iter()
+        .all(|t| now.iter().any(|v| v.tid == *t && v.state == state))
 }
