@@ -499,4 +499,42 @@ mod tests {
             e.msg
         );
     }
+
+    #[test]
+    fn interactive_input_reaches_the_process_and_leave_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake(
+            dir.path(),
+            "printf 'prompt> '; while read l; do echo \"got $l\"; printf 'prompt> '; done",
+        );
+        let (tx, rx) = mpsc::channel();
+        tx.send(Io::Input(b"one\n".to_vec())).unwrap();
+        let mut seen = Vec::new();
+        let feeder = tx.clone();
+        let r = run_interactive(&bin.0, &bin.1, tx, rx, &mut |b| {
+            seen.extend_from_slice(b);
+            if seen.ends_with(b"got one\nprompt> ") {
+                feeder.send(Io::Leave).unwrap();
+            }
+            Flow::Continue
+        })
+        .unwrap();
+        assert_eq!(r.end, QemuEnd::Stopped);
+        assert_eq!(String::from_utf8_lossy(&seen), "prompt> got one\nprompt> ");
+    }
+
+    #[test]
+    fn interactive_run_reports_the_exit_status_and_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake(
+            dir.path(),
+            "read l; echo \"bye $l\"; echo oops >&2; exit 41",
+        );
+        let (tx, rx) = mpsc::channel();
+        tx.send(Io::Input(b"now\n".to_vec())).unwrap();
+        let r = run_interactive(&bin.0, &bin.1, tx, rx, &mut |_| Flow::Continue).unwrap();
+        assert_eq!(r.end, QemuEnd::Exited(41));
+        assert_eq!(r.last_line.as_deref(), Some("bye now"));
+        assert_eq!(r.stderr_tail(1), "oops");
+    }
 }
