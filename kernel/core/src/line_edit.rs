@@ -13,8 +13,10 @@
 
 use core::fmt::Write;
 
-/// Longest line kept, in bytes (more input is ignored, with a bell).
-pub const MAX_LINE: usize = 160;
+/// Longest line kept, in bytes (more input is ignored, with a bell). With the prompt it fits
+/// a terminal row of 112 columns; the redraw starts with CR, so a line that wrapped onto a
+/// second row would be redrawn wrongly.
+pub const MAX_LINE: usize = 100;
 /// Lines kept in the history (the oldest is dropped).
 pub const HISTORY: usize = 16;
 
