@@ -155,7 +155,12 @@ fn a_person_at_the_shell() {
         count(s, "✓ ps: threads=1") == 2 && last_line(s) == "stacklab>"
     });
 
-    pane.keys(&["stack-map", "Enter"]);
+    // Tab completes the command name (one match: completed, with a space).
+    pane.keys(&["stack-m", "Tab"]);
+    pane.wait_for("Tab completion", 30, |s| {
+        last_line(s) == "stacklab> stack-map"
+    });
+    pane.keys(&["Enter"]);
     let s = pane.wait_prompt("✓ stack-map: stacks=5");
     // The boot stack (16 pages above one guard page) and the #DF IST stack (4 pages).
     assert!(
@@ -173,6 +178,13 @@ fn a_person_at_the_shell() {
         !s.contains("^C"),
         "the Ctrl-C that stopped halt is not also a key at the prompt:\n{s}"
     );
+
+    // Ctrl-C at the prompt drops the line being typed.
+    pane.keys(&["garbage", "C-c"]);
+    let s = pane.wait_for("the line dropped", 30, |s| {
+        s.contains("stacklab> garbage^C") && last_line(s) == "stacklab>"
+    });
+    assert!(!s.contains("unknown command 'garbage'"), "{s}");
 
     // Ctrl-] leaves: QEMU stops, the tool exits 0, the terminal is back in cooked mode.
     pane.keys(&["C-]"]);
