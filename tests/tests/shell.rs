@@ -188,10 +188,21 @@ fn a_person_at_the_shell() {
 
     // Ctrl-] leaves: QEMU stops, the tool exits 0, the terminal is back in cooked mode.
     pane.keys(&["C-]"]);
-    let s = pane.wait_for("the tool to exit", 60, |s| s.contains("SHELL-EXIT="));
+    let s = pane.wait_for("the tool to exit and stty to report", 60, |s| {
+        stty_printed(s, "SHELL-EXIT=")
+    });
     assert!(s.contains("left the shell"), "{s}");
     assert!(s.contains("SHELL-EXIT=0"), "{s}");
     assert_cooked(&s, "SHELL-EXIT=0");
+}
+
+/// Whether the pane shows `marker` and, after it, the whole `stty -a` report (its last
+/// line names `extproc`, set or not).
+fn stty_printed(screen: &str, marker: &str) -> bool {
+    screen
+        .split(marker)
+        .nth(1)
+        .is_some_and(|rest| rest.contains("extproc"))
 }
 
 /// Asserts that `stty -a` output (after `marker`) shows a terminal in cooked mode again.
@@ -240,7 +251,9 @@ fn a_signal_to_the_tool_restores_the_terminal() {
         .to_string();
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(kill.success());
-    let s = pane.wait_for("the tool to exit", 60, |s| s.contains("TOOL-EXIT="));
+    let s = pane.wait_for("the tool to exit and stty to report", 60, |s| {
+        stty_printed(s, "TOOL-EXIT=")
+    });
     assert!(
         s.contains("TOOL-EXIT=130"),
         "SIGTERM is an interruption (130):\n{s}"
