@@ -71,10 +71,10 @@ fn await_program() -> String {
     let mut polls: u32 = 0;
     loop {
         // A resumed run has one more file; a full look every 64 ticks covers the rest.
-        if fwcfg::file_count() != files || polls.is_multiple_of(64) {
-            if let Some(text) = read_text(FW_CFG_PROGRAM, "program") {
-                return text;
-            }
+        if (fwcfg::file_count() != files || polls.is_multiple_of(64))
+            && let Some(text) = read_text(FW_CFG_PROGRAM, "program")
+        {
+            return text;
         }
         polls = polls.wrapping_add(1);
         cpu::wait_for_interrupt();
