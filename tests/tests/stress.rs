@@ -106,7 +106,7 @@ fn a_planted_wrong_expectation_fails_and_its_reproducer_replays() {
     assert_eq!(repro.cmdline, r.program.cmdline());
     assert_eq!(repro.class, r.judgement.class);
     assert!(repro.serial.contains("@stacklab"), "{}", repro.serial);
-    let replay = stress::replay(Harness::get(), repro).unwrap();
+    let replay = stress::replay(Harness::get(), repro, None).unwrap();
     assert!(replay.matched(), "{replay:?}");
 }
 

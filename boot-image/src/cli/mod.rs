@@ -7,6 +7,7 @@
 //! [`Command::run`]. Exit statuses are documented in docs/running.md; clap's own usage
 //! errors exit 2, `--help` and `--version` exit 0.
 
+mod bench;
 mod fred;
 mod run;
 mod stress;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub use bench::{BenchBootArgs, bench_boot_cmd};
 pub use run::{RunArgs, run_cmd, run_outcome};
 pub use stress::{StressArgs, stress_cmd};
 
@@ -71,6 +73,8 @@ pub enum Command {
     /// Seeded random programs of scenarios, several QEMUs in parallel, each outcome checked;
     /// a reproducer file per failure (replay with `run --repro FILE`)
     Stress(StressArgs),
+    /// Time from QEMU start to the first command: cold boots against snapshot starts
+    BenchBoot(BenchBootArgs),
     /// Setup + build, then `cargo test --workspace [ARGS]`
     Test {
         /// Passed to `cargo test` (after `--`)
@@ -118,6 +122,7 @@ impl Command {
             Command::Run(r) => run_cmd(&r),
             Command::Demo => demo_cmd(),
             Command::Stress(a) => stress_cmd(&a),
+            Command::BenchBoot(a) => bench_boot_cmd(&a),
             Command::Test { extra } => test_cmd(&extra),
             Command::Doctor => doctor::doctor().map(|()| 0),
             Command::Fred { explain, file } => fred::fred_cmd(file.as_deref(), explain),

@@ -11,6 +11,7 @@ use crate::exit::KernelExit;
 use crate::harness::{Harness, Outcome, RunOptions};
 use crate::qemu::{AccelChoice, DEFAULT_MEMORY_MIB, Flow};
 use crate::record::{self, Line, Renderer, Style};
+use crate::snapshot::BootChoice;
 use crate::{Error, ExitCode, paths};
 
 /// `cargo lab run` options.
@@ -53,6 +54,10 @@ pub struct RunArgs {
     /// report whether it classifies as recorded (exit 0) or not (exit 1)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug"])]
     pub repro: Option<PathBuf>,
+    /// How to start: cold (through the firmware; the default), snapshot (resume a saved
+    /// machine waiting for its program) or auto; with --repro, the recorded kind by default
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub boot: Option<BootChoice>,
 }
 
 impl Default for RunArgs {
@@ -68,6 +73,7 @@ impl Default for RunArgs {
             raw: false,
             debug: false,
             repro: None,
+            boot: None,
         }
     }
 }
@@ -100,7 +106,7 @@ fn show(out: &mut impl Write, failed: &mut Option<std::io::Error>, line: &str) -
 /// `cargo lab run`: returns the exit status of the run.
 pub fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
     if let Some(file) = &r.repro {
-        return super::stress::repro_cmd(file, r.no_build);
+        return super::stress::repro_cmd(file, r.no_build, r.boot);
     }
     run_outcome(r).map(|(_, status)| status)
 }
@@ -139,7 +145,8 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     let opts = RunOptions::new(r.cmdline.clone())
         .timeout_secs(r.timeout)
         .accel(r.accel)
-        .memory_mib(r.memory_mib);
+        .memory_mib(r.memory_mib)
+        .boot(r.boot.unwrap_or(BootChoice::Cold));
     let stdout = std::io::stdout();
     let out = h.run_with(&opts, accel, reason, &mut |line, parsed| {
         let mut o = stdout.lock();
@@ -179,6 +186,12 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     })?;
     if let Some(e) = stdout_err {
         return Err(Error::stdout(e));
+    }
+    for n in h.snapshots().take_notes().iter().chain(&out.boot_note) {
+        note(n);
+    }
+    if out.boot == crate::snapshot::BootKind::Snapshot {
+        note("started from the snapshot (no firmware output)");
     }
     if let Some(e) = json_err {
         return Err(Error::usage(format!(
