@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::{build_cmd, note};
+use super::note;
+use crate::Error;
 use crate::harness::{Harness, RunOptions};
 use crate::out::say;
 use crate::qemu::{AccelChoice, Flow};
 use crate::record::Line;
 use crate::snapshot::{BootChoice, BootKind, Start};
-use crate::{Error, paths};
 
 /// `cargo lab bench-boot` options.
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
@@ -61,14 +61,7 @@ fn stats(v: &mut [Duration]) -> (f64, f64, f64, f64) {
 /// `cargo lab bench-boot`: prints the figures; exit 0, or an error if a run failed or no
 /// snapshot could be made.
 pub fn bench_boot_cmd(a: &BenchBootArgs) -> Result<i32, Error> {
-    let (elf, image) = if a.no_build {
-        (paths::kernel_elf(false), paths::default_image())
-    } else {
-        build_cmd(false, None)?
-    };
-    let h = Harness::new(elf, image)?;
-    let (accel, reason) = h.accel(a.accel)?;
-    note(&format!("accelerator: {} ({reason})", accel.name()));
+    let (h, accel) = super::release_harness(a.no_build, a.accel)?;
     let made = Instant::now();
     let plan = h.plan_boot(BootChoice::Snapshot, accel, crate::qemu::DEFAULT_MEMORY_MIB)?;
     for n in h.snapshots().take_notes() {

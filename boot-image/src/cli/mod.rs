@@ -248,6 +248,23 @@ fn symbolize_cmd(addrs: &[u64], offset: u64, kernel: Option<PathBuf>) -> Result<
     Ok(0)
 }
 
+/// The harness of the release kernel (built first unless `no_build`) and the accelerator
+/// `choice` resolves to, said on stderr.
+fn release_harness(
+    no_build: bool,
+    choice: crate::qemu::AccelChoice,
+) -> Result<(crate::harness::Harness, crate::qemu::Accel), Error> {
+    let (elf, image) = if no_build {
+        (paths::kernel_elf(false), paths::default_image())
+    } else {
+        build_cmd(false, None)?
+    };
+    let h = crate::harness::Harness::new(elf, image)?;
+    let (accel, reason) = h.accel(choice)?;
+    note(&format!("accelerator: {} ({reason})", accel.name()));
+    Ok((h, accel))
+}
+
 /// Builds; returns (elf, image).
 fn build_cmd(debug: bool, kernel: Option<PathBuf>) -> Result<(PathBuf, PathBuf), Error> {
     let total = Instant::now();

@@ -91,14 +91,7 @@ fn parse_modes(s: &str) -> Result<String, String> {
 
 /// `cargo lab stress`: exit 0 if every run passed, 1 if any failed.
 pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
-    let (elf, image) = if a.no_build {
-        (paths::kernel_elf(false), paths::default_image())
-    } else {
-        build_cmd(false, None)?
-    };
-    let h = Harness::new(elf, image)?;
-    let (accel, reason) = h.accel(a.accel)?;
-    note(&format!("accelerator: {} ({reason})", accel.name()));
+    let (h, accel) = super::release_harness(a.no_build, a.accel)?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
