@@ -147,6 +147,11 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
         .accel(r.accel)
         .memory_mib(r.memory_mib)
         .boot(r.boot.unwrap_or(BootChoice::Cold));
+    // Make or check the snapshot first, so its notes come before the run's output.
+    h.plan_boot(opts.boot, accel, opts.memory_mib)?;
+    for n in h.snapshots().take_notes() {
+        note(&n);
+    }
     let stdout = std::io::stdout();
     let out = h.run_with(&opts, accel, reason, &mut |line, parsed| {
         let mut o = stdout.lock();
