@@ -83,10 +83,13 @@ fn time_goes_on_sanely_after_a_resume() {
     assert_eq!(out.boot, BootKind::Snapshot);
     assert_exit(&out, ExitCode::Success);
     // `ticks` counts timer interrupts against 200 ms of TSC time: the TSC rate the kernel
-    // calibrated before the save and the PIT both still hold.
+    // calibrated before the save and the PIT both still hold (at most the expected count
+    // plus its slack, which `ok` checks; at least a tenth of it, as TCG on a loaded host
+    // delivers late ticks but not none).
     let t = out.result_for("ticks").unwrap();
     assert_eq!(t.bool("ok"), Some(true), "{out:?}");
-    assert!(num(t, "ticks") >= 100, "{out:?}");
+    assert_eq!(num(t, "expected"), 200);
+    assert!(num(t, "ticks") >= 20, "{out:?}");
     let j = results_for(&out, "jitter");
     assert!(num(j[1], "periods") >= 2, "{out:?}");
 }
