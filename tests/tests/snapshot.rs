@@ -126,7 +126,7 @@ fn damaged_and_stale_states_are_rebuilt_and_an_unloadable_one_falls_back() {
     assert_exit(&out, ExitCode::Success);
     let notes = h.snapshots().take_notes();
     assert_eq!(
-        notes[0],
+        notes.first().map_or("(no note)", String::as_str),
         format!(
             "snapshot {}: it is corrupt (its checksum differs from the one recorded); rebuilding",
             state.display()
@@ -141,7 +141,10 @@ fn damaged_and_stale_states_are_rebuilt_and_an_unloadable_one_falls_back() {
     let h = fresh();
     assert_eq!(run(&h, "int3", BootChoice::Auto).boot, BootKind::Snapshot);
     assert_eq!(
-        h.snapshots().take_notes()[0],
+        h.snapshots()
+            .take_notes()
+            .first()
+            .map_or("(no note)", String::as_str),
         format!(
             "snapshot {}: it is stale (the kernel image changed); rebuilding",
             state.display()
