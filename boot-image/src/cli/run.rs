@@ -11,6 +11,7 @@ use crate::exit::KernelExit;
 use crate::harness::{Harness, Outcome, RunOptions};
 use crate::qemu::{Accel, AccelChoice, DEFAULT_MEMORY_MIB, Flow};
 use crate::record::{self, Line, Renderer, Style};
+use crate::snapshot::BootChoice;
 use crate::{Error, ExitCode, paths};
 
 /// `cargo lab run` options.
@@ -65,6 +66,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PORT", default_value_t = crate::qemu::args::DEFAULT_GDB_PORT,
           requires = "gdb")]
     pub gdb_port: u16,
+    /// How to start: cold (through the firmware; the default), snapshot (resume a saved
+    /// machine waiting for its program) or auto; with --repro, the recorded kind by default
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub boot: Option<BootChoice>,
 }
 
 impl Default for RunArgs {
@@ -83,6 +88,7 @@ impl Default for RunArgs {
             shell: false,
             gdb: false,
             gdb_port: crate::qemu::args::DEFAULT_GDB_PORT,
+            boot: None,
         }
     }
 }
@@ -118,7 +124,7 @@ fn show(out: &mut impl Write, failed: &mut Option<std::io::Error>, line: &str) -
 /// `cargo lab run`: returns the exit status of the run.
 pub fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
     if let Some(file) = &r.repro {
-        return super::stress::repro_cmd(file, r.no_build);
+        return super::stress::repro_cmd(file, r.no_build, r.boot);
     }
     if r.shell {
         return super::shell::shell_cmd(r);
@@ -172,9 +178,15 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     let mut opts = RunOptions::new(r.cmdline.clone())
         .timeout_secs(timeout)
         .accel(r.accel)
-        .memory_mib(r.memory_mib);
+        .memory_mib(r.memory_mib)
+        .boot(r.boot.unwrap_or(BootChoice::Cold));
     if r.gdb {
         opts = opts.gdb(r.gdb_port);
+    }
+    // Make or check the snapshot first, so its notes come before the run's output.
+    h.plan_boot(opts.boot, accel, opts.memory_mib)?;
+    for n in h.snapshots().take_notes() {
+        note(&n);
     }
     let stdout = std::io::stdout();
     let out = h.run_with(&opts, accel, reason, &mut |line, parsed| {
@@ -215,6 +227,12 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     })?;
     if let Some(e) = stdout_err {
         return Err(Error::stdout(e));
+    }
+    for n in h.snapshots().take_notes().iter().chain(&out.boot_note) {
+        note(n);
+    }
+    if out.boot == crate::snapshot::BootKind::Snapshot {
+        note("started from the snapshot (no firmware output)");
     }
     if let Some(e) = json_err {
         return Err(Error::usage(format!(

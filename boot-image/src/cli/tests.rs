@@ -63,6 +63,7 @@ fn parses_every_command() {
             image: None,
             debug: false,
             repro: None,
+            boot: None,
             ..RunArgs::default()
         })
     );

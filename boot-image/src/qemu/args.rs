@@ -51,6 +51,12 @@ fn debug_exit_device() -> String {
 /// The `-fw_cfg` argument carrying the kernel command line, or `None` for an empty command
 /// line (QEMU rejects an empty `string=`; the kernel treats a missing file as empty).
 pub fn fw_cfg_cmdline(cmdline: &str) -> Result<Option<OsString>, Error> {
+    fw_cfg_text(FW_CFG_CMDLINE, cmdline)
+}
+
+/// The `-fw_cfg` argument carrying a command line as file `name` (checked like
+/// [`fw_cfg_cmdline`]), or `None` when it is blank.
+pub fn fw_cfg_text(name: &str, cmdline: &str) -> Result<Option<OsString>, Error> {
     if cmdline.len() > MAX_CMDLINE {
         return Err(Error::usage(format!(
             "the command line is {} bytes; the kernel accepts at most {MAX_CMDLINE}",
@@ -66,7 +72,7 @@ pub fn fw_cfg_cmdline(cmdline: &str) -> Result<Option<OsString>, Error> {
         return Ok(None);
     }
     Ok(Some(opt(
-        &format!("name={FW_CFG_CMDLINE},string="),
+        &format!("name={name},string="),
         cmdline.as_bytes(),
     )))
 }
