@@ -333,7 +333,14 @@ impl Harness {
         );
         Ok(Outcome {
             exit: verdict.exit,
-            problem: verdict.problem,
+            problem: match (opts.emulator, verdict.exit) {
+                // Bochs's end was read as QEMU's (bochs::boot::as_qemu_end): name the right
+                // one (not in a timeout's message, which quotes the kernel's last line).
+                (Emulator::Bochs, e) if e != KernelExit::Timeout => {
+                    verdict.problem.map(|p| p.replace("QEMU", "Bochs"))
+                }
+                _ => verdict.problem,
+            },
             records,
             serial,
             qemu_end: r.end,
