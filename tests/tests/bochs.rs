@@ -51,6 +51,15 @@ fn bochs_boots_to_ready_with_fred_and_runs_int3() {
     assert_eq!(text(ready, "emulator"), "bochs", "{out:?}");
     // The command line came over COM1, not fw_cfg.
     assert_eq!(text(ready, "cmdline"), "int3", "{out:?}");
+    // Bochs's TSC counts instructions, IPS per emulated second, whatever CPUID leaf 0x15
+    // says (2.496 GHz for wildcat_lake): the kernel measures it against the PIT.
+    assert_eq!(text(ready, "tsc_source"), "pit-poll", "{out:?}");
+    let ips = bochs::config::IPS;
+    assert!(
+        num(ready, "tsc_hz").abs_diff(ips) < ips / 1000,
+        "TSC {} Hz, expected {ips}: {out:?}",
+        num(ready, "tsc_hz")
+    );
     let r = out.result_for("int3").unwrap();
     assert_eq!(r.bool("ok"), Some(true), "{out:?}");
     assert_eq!(text(r, "handler"), "breakpoint");
