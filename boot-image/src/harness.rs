@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use stacklab_ovmf::Firmware;
 
+use crate::bochs::{self, Emulator};
 use crate::build::{self, Output};
 use crate::exit::{self, KernelExit, QemuEnd};
 use crate::qemu::{self, Accel, AccelChoice, Flow, Machine};
@@ -42,6 +43,8 @@ pub struct RunOptions {
     pub gdb_port: Option<u16>,
     /// Cold boot or snapshot start (see [`crate::snapshot`]).
     pub boot: BootChoice,
+    /// Which emulator boots the image.
+    pub emulator: Emulator,
 }
 
 impl RunOptions {
@@ -55,6 +58,7 @@ impl RunOptions {
             memory_mib: qemu::DEFAULT_MEMORY_MIB,
             gdb_port: None,
             boot: BootChoice::Cold,
+            emulator: Emulator::Qemu,
         }
     }
     /// Starts QEMU's gdb stub on `port`, halted until gdb continues (`run --gdb`).
@@ -67,6 +71,11 @@ impl RunOptions {
     /// firmware; records, exit statuses and timeouts are those of a cold boot.
     pub fn boot(mut self, boot: BootChoice) -> RunOptions {
         self.boot = boot;
+        self
+    }
+    /// Sets the emulator (Bochs: built by `cargo lab setup --with-bochs SRC`).
+    pub fn emulator(mut self, emulator: Emulator) -> RunOptions {
+        self.emulator = emulator;
         self
     }
     /// Sets the timeout in seconds.
@@ -102,7 +111,9 @@ pub struct Outcome {
     pub qemu_end: QemuEnd,
     /// Everything QEMU wrote to stderr.
     pub qemu_stderr: String,
-    /// The accelerator used.
+    /// The emulator that ran the image.
+    pub emulator: Emulator,
+    /// The accelerator used (QEMU; `tcg` on Bochs, which interprets).
     pub accel: Accel,
     /// Why that accelerator.
     pub accel_reason: String,
@@ -161,8 +172,9 @@ impl fmt::Debug for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "Outcome {{ exit: {:?}, qemu: {:?}, accel: {}, boot: {}, elapsed: {:.1?}",
+            "Outcome {{ exit: {:?}, {:?}: {:?}, accel: {}, boot: {}, elapsed: {:.1?}",
             self.exit,
+            self.emulator,
             self.qemu_end,
             self.accel.name(),
             self.boot.name(),
@@ -279,7 +291,10 @@ impl Harness {
     /// Boots once and collects the outcome. Prints nothing unless `STACKLAB_TEST_VERBOSE` is set.
     pub fn run(&self, opts: RunOptions) -> Result<Outcome, Error> {
         let verbose = std::env::var_os(ENV_VERBOSE).is_some_and(|v| !v.is_empty() && v != "0");
-        let (accel, reason) = self.accel(opts.accel)?;
+        let (accel, reason) = match opts.emulator {
+            Emulator::Qemu => self.accel(opts.accel)?,
+            Emulator::Bochs => (Accel::Tcg, bochs::NO_ACCEL_REASON.to_string()),
+        };
         if verbose {
             eprintln!(
                 "[stacklab] cmdline {:?}, accel {} ({reason})",
@@ -323,6 +338,10 @@ impl Harness {
     ) -> Result<Outcome, Error> {
         // Validate the command line before paying for a boot.
         qemu::fw_cfg_cmdline(&opts.cmdline)?;
+        if opts.emulator == Emulator::Bochs {
+            // Bochs boots cold: snapshots are a QEMU migration file.
+            return self.boot_once(opts, accel, accel_reason, None, on_line);
+        }
         let state = match self.plan_boot(opts.boot, accel, opts.memory_mib)? {
             Start::Snapshot(state) => state,
             Start::Cold(note) => {
@@ -346,7 +365,8 @@ impl Harness {
         Ok(out)
     }
 
-    /// One QEMU run: a cold boot, or a resume of `state` with the command line as program.
+    /// One run: a cold boot (QEMU or Bochs), or a QEMU resume of `state` with the command
+    /// line as its program.
     fn boot_once(
         &self,
         opts: &RunOptions,
@@ -355,6 +375,93 @@ impl Harness {
         state: Option<&Path>,
         on_line: &mut dyn FnMut(&str, &Line) -> Flow,
     ) -> Result<Outcome, Error> {
+        let mut serial = String::new();
+        let mut records = Vec::new();
+        let mut exit_code: Option<String> = None;
+        let mut kernel_offset = 0;
+        let mut firmware_gave_up = false;
+        let mut on_serial = |line: &str| {
+            serial.push_str(line);
+            serial.push('\n');
+            let parsed = record::classify(line);
+            if let Line::Record { record, .. } = &parsed {
+                match record.kind.as_str() {
+                    "exit" => exit_code = Some(record.str("code").unwrap_or("").to_string()),
+                    "ready" => kernel_offset = record.hex("kernel_offset").unwrap_or(0),
+                    _ => {}
+                }
+                records.push(record.clone());
+            }
+            let flow = on_line(line, &parsed);
+            if records.is_empty() && stacklab_ovmf::gave_up_booting(&record::strip_control(line)) {
+                firmware_gave_up = true;
+                return Flow::Stop;
+            }
+            flow
+        };
+        let r = match opts.emulator {
+            Emulator::Qemu => self.boot_qemu(opts, accel, state, &mut on_serial)?,
+            Emulator::Bochs => bochs::boot::run(
+                &bochs::find()?,
+                &self.image,
+                &opts.cmdline,
+                opts.memory_mib,
+                opts.timeout,
+                &mut on_serial,
+            )?,
+        };
+        if firmware_gave_up {
+            return Err(Error::usage(format!(
+                "the firmware found no bootable image in {}: OVMF started its UEFI shell instead \
+                 of a kernel (is it a stacklab UEFI disk image? `cargo lab build` makes one)",
+                self.image.display()
+            )));
+        }
+        let verdict = exit::decide(
+            exit_code.as_deref(),
+            r.end,
+            opts.timeout.as_secs(),
+            r.last_line.as_deref().map(record::strip_control).as_deref(),
+            &r.stderr_tail(5),
+        );
+        Ok(Outcome {
+            exit: verdict.exit,
+            problem: match (opts.emulator, verdict.exit) {
+                // Bochs's end was read as QEMU's (bochs::boot::as_qemu_end): name the right
+                // one (not in a timeout's message, which quotes the kernel's last line).
+                (Emulator::Bochs, e) if e != KernelExit::Timeout => {
+                    verdict.problem.map(|p| p.replace("QEMU", "Bochs"))
+                }
+                _ => verdict.problem,
+            },
+            records,
+            serial,
+            qemu_end: r.end,
+            qemu_stderr: r.stderr,
+            emulator: opts.emulator,
+            accel,
+            accel_reason,
+            elapsed: r.elapsed,
+            kernel_offset,
+            boot: if state.is_some() {
+                BootKind::Snapshot
+            } else {
+                BootKind::Cold
+            },
+            boot_note: None,
+            symbols: Arc::clone(&self.symbols),
+        })
+    }
+
+    /// One QEMU run of the image (cold, or resuming `state`) with the serial lines going to
+    /// `on_serial`.
+    fn boot_qemu(
+        &self,
+        opts: &RunOptions,
+        accel: Accel,
+        state: Option<&Path>,
+        on_serial: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<qemu::RunResult, Error> {
         let vars = self
             .firmware
             .fresh_vars()
@@ -378,64 +485,9 @@ impl Harness {
         if let Some(state) = state {
             args.extend(qemu::snapshot::resume_args(state, &opts.cmdline)?);
         }
-        let mut serial = String::new();
-        let mut records = Vec::new();
-        let mut exit_code: Option<String> = None;
-        let mut kernel_offset = 0;
-        let mut firmware_gave_up = false;
-        let r = qemu::run(&self.qemu, &args, opts.timeout, &mut |line| {
-            serial.push_str(line);
-            serial.push('\n');
-            let parsed = record::classify(line);
-            if let Line::Record { record, .. } = &parsed {
-                match record.kind.as_str() {
-                    "exit" => exit_code = Some(record.str("code").unwrap_or("").to_string()),
-                    "ready" => kernel_offset = record.hex("kernel_offset").unwrap_or(0),
-                    _ => {}
-                }
-                records.push(record.clone());
-            }
-            let flow = on_line(line, &parsed);
-            if records.is_empty() && stacklab_ovmf::gave_up_booting(&record::strip_control(line)) {
-                firmware_gave_up = true;
-                return Flow::Stop;
-            }
-            flow
-        })?;
+        let r = qemu::run(&self.qemu, &args, opts.timeout, on_serial)?;
         drop(vars);
-        if firmware_gave_up {
-            return Err(Error::usage(format!(
-                "the firmware found no bootable image in {}: OVMF started its UEFI shell instead \
-                 of a kernel (is it a stacklab UEFI disk image? `cargo lab build` makes one)",
-                self.image.display()
-            )));
-        }
-        let verdict = exit::decide(
-            exit_code.as_deref(),
-            r.end,
-            opts.timeout.as_secs(),
-            r.last_line.as_deref().map(record::strip_control).as_deref(),
-            &r.stderr_tail(5),
-        );
-        Ok(Outcome {
-            exit: verdict.exit,
-            problem: verdict.problem,
-            records,
-            serial,
-            qemu_end: r.end,
-            qemu_stderr: r.stderr,
-            accel,
-            accel_reason,
-            elapsed: r.elapsed,
-            kernel_offset,
-            boot: if state.is_some() {
-                BootKind::Snapshot
-            } else {
-                BootKind::Cold
-            },
-            boot_note: None,
-            symbols: Arc::clone(&self.symbols),
-        })
+        Ok(r)
     }
 
     /// The image this harness boots.

@@ -27,7 +27,7 @@ use bootloader_api::{BootInfo, entry_point};
 use stacklab_core::proto::ExitCode;
 
 use arch::x86_64::gdt::Ist;
-use arch::x86_64::{cpu, gdt, pic, serial, trap};
+use arch::x86_64::{cpu, gdt, pic, platform, serial, trap};
 
 const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut c = BootloaderConfig::new_default();
@@ -84,14 +84,8 @@ extern "sysv64" fn on_boot_stack(_: u64) -> ! {
             .hex("kernel_offset", *KERNEL_OFFSET.get().unwrap_or(&0))
             .str("cmdline", &cmdline)
             .str("start", start.name())
-            .str(
-                "fred",
-                if arch::x86_64::fredsim::fred_available() {
-                    "available"
-                } else {
-                    "absent"
-                },
-            )
+            .str("fred", platform::fred_state())
+            .str("emulator", platform::emulator().name())
     });
     commands::run_all(&cmdline)
 }

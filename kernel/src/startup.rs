@@ -1,14 +1,16 @@
-//! Where the command line comes from: fw_cfg file `opt/stacklab/cmdline` on a cold boot; in
-//! wait mode (command line `await`, used to make the host's snapshot), the program fw_cfg
+//! Where the command line comes from: fw_cfg file `opt/stacklab/cmdline` on a cold boot under
+//! QEMU; on Bochs (whose fw_cfg carries no user files) the host's answer over COM1 to a request
+//! line (`stacklab_core::bochs`), waited for at most 10 s; in wait mode (command line `await`, used to make the host's snapshot), the program fw_cfg
 //! file that a run resumed from that snapshot carries. The host saves the machine while the
 //! kernel polls here; each resumed run continues in this loop with its own fw_cfg files.
 
 use alloc::string::String;
+use stacklab_core::bochs::{CMDLINE_REQUEST, CmdlineReceiver, Progress};
 use stacklab_core::cmdline::MAX_CMDLINE;
 use stacklab_core::proto::{AWAIT_CMDLINE, FW_CFG_CMDLINE, FW_CFG_PROGRAM};
 
-use crate::arch::x86_64::{cpu, fwcfg};
-use crate::report;
+use crate::arch::x86_64::{cpu, fwcfg, platform, serial};
+use crate::{report, time};
 
 /// How this run got its command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +43,11 @@ pub struct CommandLine {
 
 /// Reads the command line (and, in wait mode, waits for the program).
 pub fn command_line() -> CommandLine {
-    let text = read_text(FW_CFG_CMDLINE, "cmdline").unwrap_or_default();
+    let text = if platform::emulator() == platform::Emulator::Bochs {
+        read_serial()
+    } else {
+        read_text(FW_CFG_CMDLINE, "cmdline").unwrap_or_default()
+    };
     let ready_tsc = cpu::rdtsc();
     if text.trim() != AWAIT_CMDLINE {
         return CommandLine {
@@ -93,11 +99,39 @@ fn read_text(name: &str, what: &str) -> Option<String> {
         );
         return Some(String::new());
     }
-    match core::str::from_utf8(&buf[..n]) {
-        Ok(s) => Some(String::from(s.trim_end_matches('\0'))),
+    Some(decode(&buf[..n], what))
+}
+
+/// The command line from the host over COM1 (Bochs): a request line, then the answer.
+fn read_serial() -> String {
+    let mut buf = [0u8; MAX_CMDLINE];
+    serial::write_fmt(format_args!("{CMDLINE_REQUEST}\n"));
+    let mut rx = CmdlineReceiver::new();
+    let give_up = cpu::rdtsc() + time::tsc_hz() * 10;
+    let n = loop {
+        match serial::try_read().map(|b| rx.feed(b, &mut buf)) {
+            Some(Progress::Done(n)) => break n,
+            Some(Progress::BadLength) => {
+                report::bad_command("cmdline", format_args!("bad answer on COM1"));
+                break 0;
+            }
+            _ if cpu::rdtsc() > give_up => {
+                report::bad_command("cmdline", format_args!("no answer on COM1 in 10 s"));
+                break 0;
+            }
+            _ => core::hint::spin_loop(),
+        }
+    };
+    decode(&buf[..n], "cmdline")
+}
+
+/// Command-line bytes as text; not UTF-8 is a bad command (the kernel then runs nothing).
+fn decode(bytes: &[u8], what: &str) -> String {
+    match core::str::from_utf8(bytes) {
+        Ok(s) => String::from(s.trim_end_matches('\0')),
         Err(_) => {
             report::bad_command(what, format_args!("command line is not UTF-8"));
-            Some(String::new())
+            String::new()
         }
     }
 }

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::{build_cmd, note, secs};
+use crate::bochs::{self, Emulator};
 use crate::exit::KernelExit;
 use crate::harness::{Harness, Outcome, RunOptions};
 use crate::qemu::{Accel, AccelChoice, DEFAULT_MEMORY_MIB, Flow};
@@ -38,6 +39,9 @@ pub struct RunArgs {
     #[arg(long = "memory", value_name = "SIZE", default_value = "512M",
           value_parser = parse_memory)]
     pub memory_mib: u64,
+    /// Emulator: qemu, or bochs (built by `cargo lab setup --with-bochs SRC`; has FRED)
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = Emulator::Qemu)]
+    pub emulator: Emulator,
     /// Boot the existing image
     #[arg(long)]
     pub no_build: bool,
@@ -52,15 +56,15 @@ pub struct RunArgs {
     pub debug: bool,
     /// Replay a stress reproducer (its command line, accelerator, timeout and memory) and
     /// report whether it classifies as recorded (exit 0) or not (exit 1)
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug", "emulator"])]
     pub repro: Option<PathBuf>,
     /// Connect this terminal to the kernel's shell on COM1 (boots `CMDLINE; shell`; Ctrl-]
     /// leaves, Ctrl-C stops the running command; no timeout)
-    #[arg(long, conflicts_with_all = ["repro", "gdb"])]
+    #[arg(long, conflicts_with_all = ["repro", "gdb", "emulator"])]
     pub shell: bool,
     /// Start QEMU halted with its gdb stub and print the gdb command line that attaches to
     /// it with the kernel's symbols (no timeout)
-    #[arg(long, conflicts_with = "repro")]
+    #[arg(long, conflicts_with_all = ["repro", "emulator"])]
     pub gdb: bool,
     /// The gdb stub's TCP port on 127.0.0.1 (with --gdb)
     #[arg(long, value_name = "PORT", default_value_t = crate::qemu::args::DEFAULT_GDB_PORT,
@@ -80,6 +84,7 @@ impl Default for RunArgs {
             timeout: 60,
             accel: AccelChoice::Auto,
             memory_mib: DEFAULT_MEMORY_MIB,
+            emulator: Emulator::Qemu,
             no_build: false,
             image: None,
             raw: false,
@@ -143,14 +148,23 @@ pub(super) fn prepare(r: &RunArgs, cmdline: &str) -> Result<(Harness, Accel, Str
         (None, false) => build_cmd(r.debug, None)?,
     };
     let h = Harness::new(elf, image)?;
-    let (accel, reason) = h.accel(r.accel)?;
+    let (accel, reason) = match r.emulator {
+        Emulator::Qemu => h.accel(r.accel)?,
+        Emulator::Bochs => {
+            let b = bochs::find()?;
+            note(&format!("emulator: Bochs {}", b.binary.display()));
+            (Accel::Tcg, bochs::NO_ACCEL_REASON.to_string())
+        }
+    };
     Ok((h, accel, reason))
 }
 
 /// `run`, also returning what the kernel reported (`--repro` is `run_cmd`'s alone).
 pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     let (h, accel, reason) = prepare(r, &r.cmdline)?;
-    note(&format!("accelerator: {} ({reason})", accel.name()));
+    if r.emulator == Emulator::Qemu {
+        note(&format!("accelerator: {} ({reason})", accel.name()));
+    }
     let mut json = match &r.json {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| Error::usage(format!("cannot create {}: {e}", p.display())),
@@ -179,7 +193,8 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
         .timeout_secs(timeout)
         .accel(r.accel)
         .memory_mib(r.memory_mib)
-        .boot(r.boot.unwrap_or(BootChoice::Cold));
+        .boot(r.boot.unwrap_or(BootChoice::Cold))
+        .emulator(r.emulator);
     if r.gdb {
         opts = opts.gdb(r.gdb_port);
     }

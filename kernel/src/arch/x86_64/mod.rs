@@ -15,6 +15,7 @@ pub mod gdt;
 pub mod idt;
 pub mod pic;
 pub mod pit;
+pub mod platform;
 pub mod provoke;
 pub mod serial;
 pub mod space;

@@ -183,3 +183,14 @@ pub fn clear_cancel() {
 pub fn ctrl_c_count() -> u64 {
     CTRL_C_SEEN.load(Ordering::Relaxed)
 }
+
+/// The next byte COM1 received, if one is waiting, read from the UART directly (polled; for
+/// the command line on Bochs, before the shell turns on the receive interrupt and its ring).
+pub fn try_read() -> Option<u8> {
+    let mut lsr = Port::<u8>::new(COM1 + 5);
+    let mut rbr = Port::<u8>::new(COM1);
+    // SAFETY: COM1's line-status and receive registers; reading RBR only takes the byte the
+    // UART holds. The only other reader, the receive interrupt, is off until the shell's
+    // `enable_rx`, which comes after the start-up read that uses this.
+    unsafe { (lsr.read() & 1 != 0).then(|| rbr.read()) }
+}
