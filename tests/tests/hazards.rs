@@ -150,8 +150,7 @@ fn a_contributory_double_fault_is_reported_as_such_and_never_recovered() {
         "the #SS frame could not be pushed there"
     );
     assert_eq!(hex(a, "cr2"), 0, "no page fault escalated");
-    let f = function_at(out, hex(a, "rip"));
-    assert!(f.contains("double_fault_by_stack_segment"), "{f}");
+    // The saved RIP of a #DF is undefined (SDM, Interrupt 8): not checked.
     assert_exit(out, ExitCode::Abort);
 }
 
