@@ -207,7 +207,11 @@ fn big_frame_cmd(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
             return ENSURE_REFUSED;
         }
         let mut got = 0;
-        match provoke::call_at(at, &mut || got = big_frame(9), &KernelSpace) {
+        // Interrupts off: a timer interrupt taken inside the frame would push its own frame
+        // and handler below it and grow pages the probes did not (seen under load).
+        match cpu::without_interrupts(|| {
+            provoke::call_at(at, &mut || got = big_frame(9), &KernelSpace)
+        }) {
             Ok(()) => got,
             Err(_) => 0,
         }
