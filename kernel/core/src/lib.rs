@@ -9,6 +9,7 @@
 extern crate std;
 
 pub mod bochs;
+pub mod catalogue;
 pub mod cmdline;
 pub mod cmdspec;
 pub mod event;

@@ -81,6 +81,8 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::bench::COMMANDS,
     scenarios::fred_sim::COMMANDS,
     shell::COMMANDS,
+    scenarios::catalogue::COMMANDS,
+    scenarios::df_hazards::COMMANDS,
 ];
 
 /// Every command, in `help` order.
