@@ -12,6 +12,7 @@ extern crate alloc;
 mod arch;
 mod commands;
 mod events;
+mod fred;
 mod fredsim;
 mod growth;
 mod mem;
@@ -97,14 +98,7 @@ extern "sysv64" fn on_boot_stack(_: u64) -> ! {
             .u64("entry_to_ready_ns", ready_ns)
             .hex("kernel_offset", *KERNEL_OFFSET.get().unwrap_or(&0))
             .str("cmdline", &cmdline)
-            .str(
-                "fred",
-                if arch::x86_64::fredsim::fred_available() {
-                    "available"
-                } else {
-                    "absent"
-                },
-            )
+            .str("fred", arch::x86_64::fred::status())
     });
     commands::run_all(&cmdline)
 }

@@ -79,6 +79,7 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::edge::COMMANDS,
     scenarios::bench::COMMANDS,
     scenarios::fred_sim::COMMANDS,
+    scenarios::fred_compare::COMMANDS,
 ];
 
 /// Every command, in `help` order.

@@ -16,15 +16,22 @@ pub enum Injection {
     /// The next stack-growth #PF handled on the #PF IST stack touches an unmapped address
     /// before growing, so a #PF arrives on that IST stack from code running on it.
     FaultOnPfIst,
+    /// The next #DF is judged as under `df-recover` (grow and resume when every check of
+    /// `judge_df` passes) whatever the growth mode: `fred-compare` takes the overflow with #PF
+    /// on level 0 under real FRED and under fred-sim, and must survive the first to take the
+    /// second.
+    RecoverDoubleFault,
 }
 
 static NESTED_DEMAND_FAULT: AtomicBool = AtomicBool::new(false);
 static FAULT_ON_PF_IST: AtomicBool = AtomicBool::new(false);
+static RECOVER_DOUBLE_FAULT: AtomicBool = AtomicBool::new(false);
 
 fn flag(i: Injection) -> &'static AtomicBool {
     match i {
         Injection::NestedDemandFault => &NESTED_DEMAND_FAULT,
         Injection::FaultOnPfIst => &FAULT_ON_PF_IST,
+        Injection::RecoverDoubleFault => &RECOVER_DOUBLE_FAULT,
     }
 }
 

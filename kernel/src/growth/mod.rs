@@ -29,16 +29,20 @@ pub enum Mode {
     /// Every event delivered FRED-style in software (`crate::fredsim`): #PF on its stack level
     /// (1 by default), growth by the same #PF handler.
     FredSim,
+    /// Real FRED (`crate::fred`): the CPU delivers every event on its stack level; #PF on
+    /// level 1 by default, growth by the same #PF handler. Only on a CPU with FRED.
+    Fred,
 }
 
 impl Mode {
     /// Every mode, in `Mode as u8` order.
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 6] = [
         Mode::Abort,
         Mode::PfIst,
         Mode::PfIstNaive,
         Mode::DfRecover,
         Mode::FredSim,
+        Mode::Fred,
     ];
 
     /// The mode a `growth` argument names.
@@ -54,19 +58,32 @@ impl Mode {
             Mode::PfIstNaive => "pf-ist-naive",
             Mode::DfRecover => "df-recover",
             Mode::FredSim => "fred-sim",
+            Mode::Fred => "fred",
         }
     }
 }
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Abort as u8);
 
-/// Selects the growth path (and loads the matching IDT).
+/// Selects the growth path (and loads the matching IDT, or turns real FRED on; leaving `fred`
+/// clears CR4.FRED first). `fred` on a CPU without FRED changes nothing: check
+/// `arch::x86_64::fred::available` first.
 pub fn set_mode(m: Mode) {
+    if m == Mode::Fred {
+        if let Err(e) = crate::fred::enable() {
+            log::error!("growth fred: {}", crate::fred::refusal(e));
+        } else {
+            MODE.store(m as u8, Ordering::Relaxed);
+        }
+        return;
+    }
+    crate::arch::x86_64::fred::disable();
     MODE.store(m as u8, Ordering::Relaxed);
     match m {
         Mode::PfIst | Mode::PfIstNaive => idt::load(PfDelivery::Ist),
         Mode::Abort | Mode::DfRecover => idt::load(PfDelivery::Gate),
         Mode::FredSim => crate::fredsim::enable(),
+        Mode::Fred => {}
     }
 }
 

@@ -7,7 +7,7 @@ use stacklab_core::cmdline::ArgError;
 use stacklab_core::stack_layout::median_p99;
 use stacklab_fred::sim::LevelTable;
 
-use crate::arch::x86_64::{cpu, fredsim, pic, provoke};
+use crate::arch::x86_64::{cpu, fred, fredsim, pic, provoke};
 use crate::commands::{Call, Command, command};
 use crate::growth::{self, Mode};
 use crate::report;
@@ -24,7 +24,7 @@ pub const COMMANDS: &[Command] = &[
     command!(
         "fred-state",
         "",
-        "fred-sim counters: deliveries by outcome, ERETS, CSL, level stack tops",
+        "fred-sim counters: deliveries by outcome, ERETS, CSL, level stack tops; real FRED's",
         "fred-state",
         fred_state
     ),
@@ -85,6 +85,10 @@ fn fred_state(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
             .u64("csl", fredsim::csl() as u64)
             .u64("max_csl", n.max_csl as u64)
             .hex_list("level_stacks", &tops)
+            .str("fred", fred::status())
+            .u64("fred_delivered", fred::counts().0)
+            .u64("fred_returns", fred::counts().1)
+            .u64("fred_csl", fred::csl() as u64)
     });
     Ok(())
 }

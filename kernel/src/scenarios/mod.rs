@@ -9,6 +9,7 @@
 pub mod basic;
 pub mod bench;
 pub mod edge;
+pub mod fred_compare;
 pub mod fred_sim;
 pub mod hazards;
 pub mod races;
