@@ -43,10 +43,13 @@ use super::{fredcap, fredsim, trap};
 /// The red zone in 64-byte units (IA32_FRED_CONFIG bits 8:6): the same as fred-sim's.
 const RED_ZONE_UNITS: u8 = 1;
 
+/// The red zone a same-level delivery leaves below the interrupted RSP.
+pub const RED_ZONE: u64 = RED_ZONE_UNITS as u64 * 64;
+
 /// How far below the interrupted RSP a same-level delivery writes: the red zone, up to 63
 /// bytes of alignment and the 64-byte frame. (The entry code's pushes below the frame are
 /// ordinary pushes of its own, with its own RSP.)
-pub const FRAME_REACH: u64 = RED_ZONE_UNITS as u64 * 64 + 63 + 64;
+pub const FRAME_REACH: u64 = RED_ZONE + 63 + 64;
 
 /// Offset of the ring-0 entry in the entry page (`stacklab_fred::real::RING0_ENTRY`).
 const RING0: u64 = stacklab_fred::real::RING0_ENTRY;
