@@ -11,6 +11,9 @@ use crate::arch::x86_64::fred::{self, Refused};
 
 /// Turns real FRED on with the current level table.
 pub fn enable() -> Result<(), Refused> {
+    if !fred::available() {
+        return Err(Refused::Absent);
+    }
     crate::fredsim::install();
     fred::enable(crate::fredsim::levels())
 }

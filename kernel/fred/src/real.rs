@@ -41,7 +41,7 @@ pub struct Setup {
 /// Why a [`Setup`] cannot be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetupError {
-    /// The entry page is not 4 KiB aligned, or it or its ring-0 entry is not canonical.
+    /// The entry page is not 4 KiB aligned or not canonical.
     EntryPage,
     /// A level stack top (index 0 = level 1) is not canonical or not 64-byte aligned.
     StackTop(usize),
@@ -87,7 +87,8 @@ impl Setup {
     /// STKLVLS, CONFIG. Every value is checked against the rules WRMSR enforces.
     pub fn msr_writes(&self) -> Result<[(u32, u64); 6], SetupError> {
         let e = self.entry_page;
-        if e & 0xFFF != 0 || !is_canonical(e) || !is_canonical(e + RING0_ENTRY) {
+        // A canonical 4 KiB-aligned page's +256 is canonical too (no page straddles the hole).
+        if e & 0xFFF != 0 || !is_canonical(e) {
             return Err(SetupError::EntryPage);
         }
         for (i, &t) in self.level_tops.iter().enumerate() {
@@ -308,7 +309,7 @@ mod tests {
             }),
             SetupError::EntryPage
         );
-        // The last page below the canonical hole: its +256 is still canonical.
+        // The last page below the canonical hole.
         assert!(
             Setup {
                 entry_page: 0x0000_7fff_ffff_f000,
