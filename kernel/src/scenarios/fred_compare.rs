@@ -282,6 +282,7 @@ fn run_case(case: Case, base: LevelTable, out: &mut Vec<String>) {
     };
     let n = r.count.min(s.count).min(want);
     let mut words: [Vec<u64>; 3] = Default::default();
+    let mut model_at: (Vec<u64>, Vec<u64>) = Default::default();
     for i in 0..n {
         let mask = if case == Case::Nested && i == 1 {
             Mask::NONE.ignore(WORD_RSP, !0)
@@ -299,6 +300,8 @@ fn run_case(case: Case, base: LevelTable, out: &mut Vec<String>) {
                 .u64("delivery", i as u64)
                 .str("line", &line)
         });
+        model_at.0.push(m.map_or(0, |m| m.rsp));
+        model_at.1.push(m.map_or(0, |m| m.csl as u64));
         for (w, c) in words.iter_mut().zip([Some(r.caps[i]), Some(s.caps[i]), m]) {
             w.extend(c.map_or([0; 8], |c| c.frame));
         }
@@ -324,6 +327,8 @@ fn run_case(case: Case, base: LevelTable, out: &mut Vec<String>) {
                 "sim_csl",
                 &s.caps[..n].iter().map(|c| c.csl as u64).collect::<Vec<_>>(),
             )
+            .hex_list("model_rsp", &model_at.0)
+            .u64_list("model_csl", &model_at.1)
             .hex("real_rsp_after", r.rsp_after)
             .hex("sim_rsp_after", s.rsp_after)
             .u64("real_csl_after", r.csl_after as u64)
