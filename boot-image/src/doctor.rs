@@ -62,6 +62,16 @@ pub fn doctor() -> Result<(), Error> {
             version.lines().next().unwrap_or("(unknown)")
         )?;
     }
+    say!("Bochs (optional: `cargo lab run --emulator bochs`, the emulator with FRED):")?;
+    match crate::bochs::find() {
+        Ok(b) => say!(
+            "  ✓ bochs: {} (built from {}; firmware {})",
+            b.binary.display(),
+            crate::bochs::build::built_from().unwrap_or_else(|| "an unrecorded source".into()),
+            b.firmware.display()
+        )?,
+        Err(e) => say!("  - not available: {e}")?,
+    }
     say!("build outputs:")?;
     for (what, p) in [
         ("kernel ELF (release)", paths::kernel_elf(false)),

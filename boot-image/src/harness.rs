@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use stacklab_ovmf::Firmware;
 
+use crate::bochs::{self, Emulator};
 use crate::build::{self, Output};
 use crate::exit::{self, KernelExit, QemuEnd};
 use crate::qemu::{self, Accel, AccelChoice, Flow, Machine};
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub accel: AccelChoice,
     /// Guest memory in MiB.
     pub memory_mib: u64,
+    /// Which emulator boots the image.
+    pub emulator: Emulator,
 }
 
 impl RunOptions {
@@ -47,7 +50,13 @@ impl RunOptions {
             timeout: Duration::from_secs(60),
             accel: AccelChoice::Auto,
             memory_mib: qemu::DEFAULT_MEMORY_MIB,
+            emulator: Emulator::Qemu,
         }
+    }
+    /// Sets the emulator (Bochs: built by `cargo lab setup --with-bochs SRC`).
+    pub fn emulator(mut self, emulator: Emulator) -> RunOptions {
+        self.emulator = emulator;
+        self
     }
     /// Sets the timeout in seconds.
     pub fn timeout_secs(mut self, secs: u64) -> RunOptions {
@@ -227,7 +236,10 @@ impl Harness {
     /// Boots once and collects the outcome. Prints nothing unless `STACKLAB_TEST_VERBOSE` is set.
     pub fn run(&self, opts: RunOptions) -> Result<Outcome, Error> {
         let verbose = std::env::var_os(ENV_VERBOSE).is_some_and(|v| !v.is_empty() && v != "0");
-        let (accel, reason) = self.accel(opts.accel)?;
+        let (accel, reason) = match opts.emulator {
+            Emulator::Qemu => self.accel(opts.accel)?,
+            Emulator::Bochs => (Accel::Tcg, bochs::NO_ACCEL_REASON.to_string()),
+        };
         if verbose {
             eprintln!(
                 "[stacklab] cmdline {:?}, accel {} ({reason})",
@@ -267,25 +279,12 @@ impl Harness {
     ) -> Result<Outcome, Error> {
         // Validate the command line before paying for a boot.
         qemu::fw_cfg_cmdline(&opts.cmdline)?;
-        let vars = self
-            .firmware
-            .fresh_vars()
-            .map_err(|e| Error::env(format!("cannot copy the OVMF variable store: {e}")))?;
-        let machine = Machine {
-            image: &self.image,
-            firmware: &self.firmware,
-            vars: vars.as_ref().map(|v| v.path()),
-            cmdline: &opts.cmdline,
-            accel,
-            memory_mib: opts.memory_mib,
-        };
-        let args = machine.args()?;
         let mut serial = String::new();
         let mut records = Vec::new();
         let mut exit_code: Option<String> = None;
         let mut kernel_offset = 0;
         let mut firmware_gave_up = false;
-        let r = qemu::run(&self.qemu, &args, opts.timeout, &mut |line| {
+        let mut on_serial = |line: &str| {
             serial.push_str(line);
             serial.push('\n');
             let parsed = record::classify(line);
@@ -303,8 +302,18 @@ impl Harness {
                 return Flow::Stop;
             }
             flow
-        })?;
-        drop(vars);
+        };
+        let r = match opts.emulator {
+            Emulator::Qemu => self.boot_qemu(opts, accel, &mut on_serial)?,
+            Emulator::Bochs => bochs::boot::run(
+                &bochs::find()?,
+                &self.image,
+                &opts.cmdline,
+                opts.memory_mib,
+                opts.timeout,
+                &mut on_serial,
+            )?,
+        };
         if firmware_gave_up {
             return Err(Error::usage(format!(
                 "the firmware found no bootable image in {}: OVMF started its UEFI shell instead \
@@ -332,6 +341,31 @@ impl Harness {
             kernel_offset,
             symbols: Arc::clone(&self.symbols),
         })
+    }
+
+    /// One QEMU run of the image with the serial lines going to `on_serial`.
+    fn boot_qemu(
+        &self,
+        opts: &RunOptions,
+        accel: Accel,
+        on_serial: &mut dyn FnMut(&str) -> Flow,
+    ) -> Result<qemu::RunResult, Error> {
+        let vars = self
+            .firmware
+            .fresh_vars()
+            .map_err(|e| Error::env(format!("cannot copy the OVMF variable store: {e}")))?;
+        let machine = Machine {
+            image: &self.image,
+            firmware: &self.firmware,
+            vars: vars.as_ref().map(|v| v.path()),
+            cmdline: &opts.cmdline,
+            accel,
+            memory_mib: opts.memory_mib,
+        };
+        let args = machine.args()?;
+        let r = qemu::run(&self.qemu, &args, opts.timeout, on_serial)?;
+        drop(vars);
+        Ok(r)
     }
 
     /// The image this harness boots.

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bochs;
 pub mod build;
 pub mod cli;
 pub mod doctor;

@@ -118,11 +118,11 @@ fn apt_command(pkgs: &[&str]) -> String {
     )
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-fn run_step(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), Error> {
+pub(crate) fn run_step(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), Error> {
     let shown = format!("{program} {}", args.join(" "));
     say!("  running: {shown}")?;
     let status = Command::new(program)

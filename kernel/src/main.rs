@@ -25,11 +25,12 @@ mod time;
 use alloc::string::String;
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
+use stacklab_core::bochs::{CMDLINE_REQUEST, CmdlineReceiver, Progress};
 use stacklab_core::cmdline::MAX_CMDLINE;
 use stacklab_core::proto::{ExitCode, FW_CFG_CMDLINE};
 
 use arch::x86_64::gdt::Ist;
-use arch::x86_64::{cpu, fwcfg, gdt, pic, serial, trap};
+use arch::x86_64::{cpu, fwcfg, gdt, pic, platform, serial, trap};
 
 const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut c = BootloaderConfig::new_default();
@@ -61,24 +62,7 @@ fn kernel_main(boot_info: &mut BootInfo) -> ! {
 extern "sysv64" fn on_boot_stack(_: u64) -> ! {
     thread::init();
     time::calibrate();
-    let mut buf = [0u8; MAX_CMDLINE];
-    let cmdline = match fwcfg::read_file(FW_CFG_CMDLINE, &mut buf) {
-        Some((n, size)) if n < size => {
-            report::bad_command(
-                "cmdline",
-                format_args!("command line is {size} bytes; the limit is {MAX_CMDLINE}"),
-            );
-            String::new()
-        }
-        Some((n, _)) => match core::str::from_utf8(&buf[..n]) {
-            Ok(s) => String::from(s.trim_end_matches('\0')),
-            Err(_) => {
-                report::bad_command("cmdline", format_args!("command line is not UTF-8"));
-                String::new()
-            }
-        },
-        None => String::new(),
-    };
+    let cmdline = read_cmdline();
     let ready_ns = time::cycles_to_ns(cpu::rdtsc() - time::entry_tsc());
     log::info!(
         "stacklab {} ready in {}.{:03} ms (tsc {}.{:03} MHz +/- {} ppm, {}); command line: '{cmdline}'",
@@ -98,9 +82,55 @@ extern "sysv64" fn on_boot_stack(_: u64) -> ! {
             .u64("entry_to_ready_ns", ready_ns)
             .hex("kernel_offset", *KERNEL_OFFSET.get().unwrap_or(&0))
             .str("cmdline", &cmdline)
-            .str("fred", arch::x86_64::fred::status())
+            .str("fred", platform::fred_state())
+            .str("emulator", platform::emulator().name())
     });
     commands::run_all(&cmdline)
+}
+
+/// The command line: the fw_cfg file under QEMU; on Bochs (whose fw_cfg carries no user
+/// files) the host's answer over COM1 to the request line (`stacklab_core::bochs`), waited for
+/// at most 10 s.
+fn read_cmdline() -> String {
+    let mut buf = [0u8; MAX_CMDLINE];
+    let n = if platform::emulator() == platform::Emulator::Bochs {
+        serial::write_fmt(format_args!("{CMDLINE_REQUEST}\n"));
+        let mut rx = CmdlineReceiver::new();
+        let give_up = cpu::rdtsc() + time::tsc_hz() * 10;
+        loop {
+            match serial::try_read().map(|b| rx.feed(b, &mut buf)) {
+                Some(Progress::Done(n)) => break n,
+                Some(Progress::BadLength) => {
+                    report::bad_command("cmdline", format_args!("bad answer on COM1"));
+                    break 0;
+                }
+                _ if cpu::rdtsc() > give_up => {
+                    report::bad_command("cmdline", format_args!("no answer on COM1 in 10 s"));
+                    break 0;
+                }
+                _ => core::hint::spin_loop(),
+            }
+        }
+    } else {
+        match fwcfg::read_file(FW_CFG_CMDLINE, &mut buf) {
+            Some((n, size)) if n < size => {
+                report::bad_command(
+                    "cmdline",
+                    format_args!("command line is {size} bytes; the limit is {MAX_CMDLINE}"),
+                );
+                return String::new();
+            }
+            Some((n, _)) => n,
+            None => 0,
+        }
+    };
+    match core::str::from_utf8(&buf[..n]) {
+        Ok(s) => String::from(s.trim_end_matches('\0')),
+        Err(_) => {
+            report::bad_command("cmdline", format_args!("command line is not UTF-8"));
+            String::new()
+        }
+    }
 }
 
 #[panic_handler]

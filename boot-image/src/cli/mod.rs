@@ -54,7 +54,12 @@ pub struct Cli {
 #[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Install what is missing (toolchains, targets, qemu-system-x86, ovmf)
-    Setup,
+    Setup {
+        /// Also build Bochs (with FRED) from SRC, a source directory or tarball, into
+        /// target/stacklab/bochs/ (skipped when SRC was built already)
+        #[arg(long = "with-bochs", value_name = "SRC")]
+        with_bochs: Option<PathBuf>,
+    },
     /// Build the kernel and its UEFI image (target/stacklab/stacklab-uefi.img)
     Build {
         /// Build the debug kernel
@@ -113,7 +118,7 @@ impl Command {
     /// Runs the command; returns the process exit status.
     pub fn run(self) -> Result<i32, Error> {
         match self {
-            Command::Setup => setup_cmd(),
+            Command::Setup { with_bochs } => setup_cmd(with_bochs.as_deref()),
             Command::Build { debug, kernel } => build_cmd(debug, kernel).map(|_| 0),
             Command::Run(r) => run_cmd(&r),
             Command::Demo => demo_cmd(),
@@ -165,9 +170,12 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-fn setup_cmd() -> Result<i32, Error> {
+fn setup_cmd(with_bochs: Option<&std::path::Path>) -> Result<i32, Error> {
     let t = Instant::now();
     setup::setup()?;
+    if let Some(src) = with_bochs {
+        crate::bochs::build::setup_bochs(src)?;
+    }
     note(&format!("setup done in {}", secs(t.elapsed())));
     Ok(0)
 }

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use super::{build_cmd, note, secs};
+use crate::bochs::{self, Emulator};
 use crate::exit::KernelExit;
 use crate::harness::{Harness, Outcome, RunOptions};
 use crate::qemu::{AccelChoice, DEFAULT_MEMORY_MIB, Flow};
@@ -37,6 +38,9 @@ pub struct RunArgs {
     #[arg(long = "memory", value_name = "SIZE", default_value = "512M",
           value_parser = parse_memory)]
     pub memory_mib: u64,
+    /// Emulator: qemu, or bochs (built by `cargo lab setup --with-bochs SRC`; has FRED)
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = Emulator::Qemu)]
+    pub emulator: Emulator,
     /// Boot the existing image
     #[arg(long)]
     pub no_build: bool,
@@ -51,7 +55,7 @@ pub struct RunArgs {
     pub debug: bool,
     /// Replay a stress reproducer (its command line, accelerator, timeout and memory) and
     /// report whether it classifies as recorded (exit 0) or not (exit 1)
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug", "emulator"])]
     pub repro: Option<PathBuf>,
 }
 
@@ -63,6 +67,7 @@ impl Default for RunArgs {
             timeout: 60,
             accel: AccelChoice::Auto,
             memory_mib: DEFAULT_MEMORY_MIB,
+            emulator: Emulator::Qemu,
             no_build: false,
             image: None,
             raw: false,
@@ -115,8 +120,17 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     // Check the command line before booting anything.
     crate::qemu::fw_cfg_cmdline(&r.cmdline)?;
     let h = Harness::new(elf, image)?;
-    let (accel, reason) = h.accel(r.accel)?;
-    note(&format!("accelerator: {} ({reason})", accel.name()));
+    let (accel, reason) = match r.emulator {
+        Emulator::Qemu => h.accel(r.accel)?,
+        Emulator::Bochs => {
+            let b = bochs::find()?;
+            note(&format!("emulator: Bochs {}", b.binary.display()));
+            (crate::qemu::Accel::Tcg, bochs::NO_ACCEL_REASON.to_string())
+        }
+    };
+    if r.emulator == Emulator::Qemu {
+        note(&format!("accelerator: {} ({reason})", accel.name()));
+    }
     let mut json = match &r.json {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| Error::usage(format!("cannot create {}: {e}", p.display())),
@@ -139,7 +153,8 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     let opts = RunOptions::new(r.cmdline.clone())
         .timeout_secs(r.timeout)
         .accel(r.accel)
-        .memory_mib(r.memory_mib);
+        .memory_mib(r.memory_mib)
+        .emulator(r.emulator);
     let stdout = std::io::stdout();
     let out = h.run_with(&opts, accel, reason, &mut |line, parsed| {
         let mut o = stdout.lock();

@@ -1,6 +1,7 @@
 //! Unit tests of the command line and of the demo's verdict.
 
 use super::*;
+use crate::bochs::Emulator;
 use crate::qemu::AccelChoice;
 use clap::error::ErrorKind as ClapKind;
 
@@ -17,7 +18,13 @@ fn err(args: &[&str], kind: ClapKind) -> String {
 
 #[test]
 fn parses_every_command() {
-    assert_eq!(p(&["setup"]).unwrap(), Command::Setup);
+    assert_eq!(p(&["setup"]).unwrap(), Command::Setup { with_bochs: None });
+    assert_eq!(
+        p(&["setup", "--with-bochs", "b.tar.xz"]).unwrap(),
+        Command::Setup {
+            with_bochs: Some("b.tar.xz".into())
+        }
+    );
     assert_eq!(p(&["demo"]).unwrap(), Command::Demo);
     assert_eq!(p(&["doctor"]).unwrap(), Command::Doctor);
     assert_eq!(
@@ -58,6 +65,7 @@ fn parses_every_command() {
             timeout: 9,
             accel: AccelChoice::Tcg,
             memory_mib: 4096,
+            emulator: Emulator::Qemu,
             no_build: true,
             raw: true,
             image: None,
@@ -66,6 +74,13 @@ fn parses_every_command() {
         })
     );
     assert_eq!(p(&["run"]).unwrap(), Command::Run(RunArgs::default()));
+    assert_eq!(
+        p(&["run", "--emulator", "bochs"]).unwrap(),
+        Command::Run(RunArgs {
+            emulator: Emulator::Bochs,
+            ..RunArgs::default()
+        })
+    );
     assert_eq!(
         p(&["run", "--image", "x.img", "--debug"]).unwrap(),
         Command::Run(RunArgs {
@@ -148,6 +163,11 @@ fn parses_stress_and_repro() {
         &["run", "--repro", "r.json", "--cmdline", "int3"],
         ClapKind::ArgumentConflict,
     );
+    err(
+        &["run", "--repro", "r.json", "--emulator", "bochs"],
+        ClapKind::ArgumentConflict,
+    );
+    err(&["run", "--emulator", "bosch"], ClapKind::InvalidValue);
 }
 
 #[test]

@@ -97,7 +97,10 @@ pub struct RunResult {
     pub end: QemuEnd,
     /// Everything it wrote to stderr.
     pub stderr: String,
-    /// The last non-blank stdout line.
+    /// Everything it wrote to stdout, when the serial lines came from elsewhere
+    /// ([`run_from`]); empty otherwise.
+    pub stdout: String,
+    /// The last non-blank serial line.
     pub last_line: Option<String>,
     /// Wall time from start to end.
     pub elapsed: Duration,
@@ -123,7 +126,7 @@ fn interrupted() -> Error {
 }
 
 /// Reads `stdout` line by line (terminators removed, invalid UTF-8 replaced) on a thread.
-fn line_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+pub(crate) fn line_reader(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel::<String>();
     std::thread::spawn(move || {
         let mut r = BufReader::new(stdout);
@@ -175,6 +178,20 @@ pub fn run(
     timeout: Duration,
     on_line: &mut dyn FnMut(&str) -> Flow,
 ) -> Result<RunResult, Error> {
+    run_from(bin, args, timeout, None, on_line)
+}
+
+/// [`run`], with the serial lines taken from `serial` instead of the process's standard
+/// output when given (Bochs: COM1 is a socket). The process's standard output is then
+/// collected in [`RunResult::stdout`], and the run ends when the process has exited and
+/// `serial` has nothing more within 200 ms (or is closed).
+pub fn run_from(
+    bin: &Path,
+    args: &[OsString],
+    timeout: Duration,
+    serial: Option<mpsc::Receiver<String>>,
+    on_line: &mut dyn FnMut(&str) -> Flow,
+) -> Result<RunResult, Error> {
     if INTERRUPTED.load(Ordering::SeqCst) {
         return Err(interrupted());
     }
@@ -192,7 +209,14 @@ pub fn run(
             Error::env(format!("cannot start {}: {e}", bin.display()))
         }
     })?;
-    let rx = line_reader(guard.child.stdout.take().expect("piped stdout"));
+    let stdout = guard.child.stdout.take().expect("piped stdout");
+    let external = serial.is_some();
+    let (rx, stdout_buf) = match serial {
+        Some(rx) => (rx, Some(collector(stdout))),
+        None => (line_reader(stdout), None),
+    };
+    // With an external serial source the process can end while the source stays open.
+    let mut exited_at: Option<Instant> = None;
     let (stderr_buf, err_done) = collector(guard.child.stderr.take().expect("piped stderr"));
 
     let mut last_line: Option<String> = None;
@@ -212,10 +236,23 @@ pub fn run(
             timed_out = true;
             break;
         }
-        match rx.recv_timeout(deadline - now) {
+        let slice = if external {
+            (deadline - now).min(Duration::from_millis(100))
+        } else {
+            deadline - now
+        };
+        match rx.recv_timeout(slice) {
             Ok(line) => {
                 if handle(line, &mut last_line) == Flow::Stop {
                     stopped = true;
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if external => {
+                if exited_at.is_none() && matches!(guard.child.try_wait(), Ok(Some(_))) {
+                    exited_at = Some(Instant::now());
+                }
+                if exited_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(200)) {
                     break;
                 }
             }
@@ -273,9 +310,16 @@ pub fn run(
             (None, None) => QemuEnd::Exited(-1),
         },
     };
+    let stdout = stdout_buf
+        .map(|(buf, done)| {
+            let _ = done.recv_timeout(Duration::from_millis(500));
+            String::from_utf8_lossy(&buf.lock().map(|b| b.clone()).unwrap_or_default()).into_owned()
+        })
+        .unwrap_or_default();
     Ok(RunResult {
         end,
         stderr,
+        stdout,
         last_line,
         elapsed: start.elapsed(),
     })

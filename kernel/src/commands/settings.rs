@@ -8,7 +8,7 @@ use stacklab_core::proto::ExitCode;
 use stacklab_core::stack_layout::Policy;
 
 use super::{Call, Command, command};
-use crate::arch::x86_64::{cpu, pic};
+use crate::arch::x86_64::{cpu, pic, platform};
 use crate::growth::{self, Mode};
 use crate::{mem, report, scenarios, stacks, time};
 
@@ -110,13 +110,15 @@ fn info(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let heap = mem::heap::usage();
     let (heap_used, heap_free) = (heap.used, heap.free);
     log::info!(
-        "memory: {} frames ({} MiB), {} in use; heap {} KiB used, {} KiB free; tsc {} MHz",
+        "memory: {} frames ({} MiB), {} in use; heap {} KiB used, {} KiB free; tsc {} MHz; FRED {} ({})",
         frames.total,
         (frames.total * 4096) >> 20,
         frames.in_use,
         heap_used / 1024,
         heap_free / 1024,
-        time::tsc_hz() / 1_000_000
+        time::tsc_hz() / 1_000_000,
+        platform::fred_state(),
+        platform::emulator().name()
     );
     report::result(|r| {
         r.bool("ok", true)
@@ -126,6 +128,8 @@ fn info(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
             .u64("heap_free", heap_free as u64)
             .u64("tsc_hz", time::tsc_hz())
             .u64("ticks", pic::ticks())
+            .str("fred", platform::fred_state())
+            .str("emulator", platform::emulator().name())
     });
     Ok(())
 }

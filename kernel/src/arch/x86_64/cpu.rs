@@ -27,9 +27,13 @@ pub fn rsp() -> u64 {
     v
 }
 
-/// Stops the machine through QEMU's isa-debug-exit device. If that device is absent (a real
-/// machine, or QEMU without it), halts forever with interrupts off.
+/// Stops the machine through QEMU's isa-debug-exit device, or on Bochs through its shutdown
+/// port (after writing the status QEMU would exit with on port 0xE9). If neither works (a
+/// real machine, or QEMU without the device), halts forever with interrupts off.
 pub fn exit(code: ExitCode) -> ! {
+    if super::platform::emulator() == super::platform::Emulator::Bochs {
+        super::platform::bochs_power_off(code.qemu_status());
+    }
     let mut port = Port::<u32>::new(DEBUG_EXIT_PORT);
     // SAFETY: port 0xf4 is QEMU's debug-exit device (or nothing); writing it has no effect
     // on memory safety, only on whether the machine keeps running.

@@ -18,6 +18,7 @@ pub mod idt;
 pub mod parked;
 pub mod pic;
 pub mod pit;
+pub mod platform;
 pub mod provoke;
 pub mod serial;
 pub mod space;

@@ -87,3 +87,13 @@ impl Write for Emergency {
         Ok(())
     }
 }
+
+/// The next byte COM1 received, if one is waiting (polled: the kernel takes no serial
+/// interrupts).
+pub fn try_read() -> Option<u8> {
+    let mut lsr = Port::<u8>::new(COM1 + 5);
+    let mut rbr = Port::<u8>::new(COM1);
+    // SAFETY: COM1's line-status and receive registers; reading RBR only takes the byte the
+    // UART holds, which nothing else in the kernel reads.
+    unsafe { (lsr.read() & 1 != 0).then(|| rbr.read()) }
+}
