@@ -58,6 +58,8 @@ global_asm!(
     ".pushsection .text.stacklab_fred_entry,\"ax\",@progbits",
     ".balign 4096",
     ".global stacklab_fred_entry_page",
+    // A function symbol with a size, so that reports and backtraces name addresses in it.
+    ".type stacklab_fred_entry_page, @function",
     "stacklab_fred_entry_page:",
     // Ring 3: nothing runs there.
     "ud2",
@@ -110,6 +112,7 @@ global_asm!(
     "add rsp, 24",
     // ERETS (F2 0F 01 CA), spelled out for assemblers that do not know it.
     ".byte 0xf2, 0x0f, 0x01, 0xca",
+    ".size stacklab_fred_entry_page, . - stacklab_fred_entry_page",
     ".popsection",
     ring0 = const RING0,
     irq_entered = sym super::pic::IRQ_ENTERED,
