@@ -176,7 +176,7 @@ fn fred_compare_finds_real_fred_simulated_fred_and_the_model_in_agreement() {
     let Some(out) = COMPARE.get() else { return };
     let c = out.result_for("fred-compare").unwrap();
     assert_eq!(c.bool("ok"), Some(true), "{out:?}");
-    assert_eq!(num(c, "cases"), 6);
+    assert_eq!(num(c, "cases"), 7);
     assert_eq!(
         c.get("mismatches").and_then(|m| m.as_array()).map(Vec::len),
         Some(0)
@@ -191,18 +191,21 @@ fn fred_compare_finds_real_fred_simulated_fred_and_the_model_in_agreement() {
             "growth-pf-level1",
             "overflow-pf-level0-df",
             "timer",
+            "timer-at-edge",
             "nested-pf-same-level"
         ]
     );
     // What each delivery is (SS word: vector 39:32, type 51:48) and where it went.
     // Per case, per delivery: vector, event type, CSL after delivery.
     type Delivery = (u64, u64, u64);
-    let expect: [(&str, &[Delivery]); 6] = [
+    let expect: [(&str, &[Delivery]); 7] = [
         ("int3", &[(3, 6, 0)]),
         ("demand-pf", &[(14, 3, 1)]),
         ("growth-pf-level1", &[(14, 3, 1)]),
         ("overflow-pf-level0-df", &[(8, 3, 3)]),
         ("timer", &[(32, 0, 0)]),
+        // The interrupt's own frame did not fit: the #PF is what arrived, on level 1.
+        ("timer-at-edge", &[(14, 3, 1)]),
         ("nested-pf-same-level", &[(14, 3, 1), (14, 3, 1)]),
     ];
     for (r, (name, deliveries)) in cases.iter().zip(expect) {
@@ -216,10 +219,20 @@ fn fred_compare_finds_real_fred_simulated_fred_and_the_model_in_agreement() {
                 "{name}"
             );
             assert_eq!(num_list(r, "real_csl")[i], csl, "{name}");
-            // Word by word, the nested frame's interrupted RSP aside (the outer handler's).
+            // Word by word, the nested frame's interrupted RSP aside (the outer handler's), and
+            // the nested bit of a #PF raised while delivering an interrupt: fred-sim's model
+            // sets it (Linux's wording), Bochs does not (nor does the model asked for Bochs's
+            // behaviour).
+            let nested = 1 << 58;
             for w in 0..8 {
-                if !(name == "nested-pf-same-level" && i == 1 && w == 4) {
-                    assert_eq!(f[w], sim[8 * i + w], "{name}/{i} word {w}");
+                let (a, b) = (f[w], sim[8 * i + w]);
+                match (name, i, w) {
+                    ("nested-pf-same-level", 1, 4) => {}
+                    ("timer-at-edge", 0, 5) => {
+                        assert_eq!((a & nested, b & nested), (0, nested), "{name}");
+                        assert_eq!(a, b & !nested, "{name}");
+                    }
+                    _ => assert_eq!(a, b, "{name}/{i} word {w}"),
                 }
             }
         }
@@ -238,11 +251,11 @@ fn fred_compare_finds_real_fred_simulated_fred_and_the_model_in_agreement() {
         .into_iter()
         .map(|r| text(r, "line").to_string())
         .collect();
-    assert_eq!(lines.len(), 7);
+    assert_eq!(lines.len(), 8);
     let mut results = Vec::new();
     let sum =
         stacklab_fred::json::run_lines(lines.join("\n").as_bytes(), &mut results, false).unwrap();
-    assert_eq!((sum.ok, sum.errors), (7, 0));
+    assert_eq!((sum.ok, sum.errors), (8, 0));
     let host: Vec<u64> = String::from_utf8(results)
         .unwrap()
         .lines()

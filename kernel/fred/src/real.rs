@@ -9,7 +9,7 @@
 //! these rules raises #GP, so the kernel checks the values here, on the host, before it writes
 //! any.
 
-use crate::deliver::Frame;
+use crate::deliver::{Frame, NestedPolicy};
 use crate::event::{Event, EventType};
 use crate::is_canonical;
 use crate::msr::{
@@ -153,14 +153,15 @@ pub fn recorded_input(frame: &Frame, msrs: FredMsrs) -> (CpuState, Event) {
     (s, event)
 }
 
-/// Writes `state`, `event` and the unmapped ranges as one input line of the JSON driver
-/// (`cargo lab fred`, op `deliver`), so what the kernel fed the model can be run again on the
-/// host.
+/// Writes `state`, `event`, the unmapped ranges and the nested-bit policy as one input line of
+/// the JSON driver (`cargo lab fred`, op `deliver`), so what the kernel fed the model can be
+/// run again on the host.
 pub fn write_json_input(
     out: &mut impl core::fmt::Write,
     state: &CpuState,
     event: &Event,
     unmapped: &[(u64, u64)],
+    nested: NestedPolicy,
 ) -> core::fmt::Result {
     let m = &state.msrs;
     write!(
@@ -195,7 +196,12 @@ pub fn write_json_input(
         let sep = if i == 0 { "" } else { ", " };
         write!(out, "{sep}[\"{lo:#x}\", \"{hi:#x}\"]")?;
     }
-    out.write_str("]}")
+    out.write_str(match nested {
+        NestedPolicy::AnyEvent => "], \"nested_policy\": \"any_event\"}",
+        NestedPolicy::HardwareExceptionsOnly => {
+            "], \"nested_policy\": \"hardware_exceptions_only\"}"
+        }
+    })
 }
 
 /// Bits of frame words left out of a comparison, one mask per word (a set bit is ignored).
@@ -406,7 +412,7 @@ mod tests {
         let unmapped = [(edge - 4096, edge)];
         let d = deliver(&state, &event, &Unmapped(&unmapped));
         let mut line = String::new();
-        write_json_input(&mut line, &state, &event, &unmapped).unwrap();
+        write_json_input(&mut line, &state, &event, &unmapped, NestedPolicy::AnyEvent).unwrap();
         let mut out = Vec::new();
         let sum = crate::json::run_lines(line.as_bytes(), &mut out, false).unwrap();
         assert_eq!((sum.ok, sum.errors), (1, 0), "{line}");
@@ -419,6 +425,25 @@ mod tests {
             .map(|w| u64::from_str_radix(w.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
             .collect();
         assert_eq!(words, d.delivered.unwrap().frame.words);
+        // The timer at the same edge: its frame faults, and the #PF is nested or not as the
+        // policy says (Linux's wording, or Bochs's behaviour).
+        // With #PF on level 1 (the default table), so the #PF's own frame fits.
+        let timer = Event::external_interrupt(32);
+        let mut state = CpuState::kernel(edge, 0xffff_8000_0001_2345, SETUP.msrs(), 0);
+        state.rflags = 0x246;
+        for (policy, nested) in [
+            (NestedPolicy::AnyEvent, true),
+            (NestedPolicy::HardwareExceptionsOnly, false),
+        ] {
+            let mut line = String::new();
+            write_json_input(&mut line, &state, &timer, &unmapped, policy).unwrap();
+            let mut out = Vec::new();
+            crate::json::run_lines(line.as_bytes(), &mut out, false).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["outcome"], "nested", "{v}");
+            assert_eq!(v["delivered_event"]["vector"], 14, "{v}");
+            assert_eq!(v["delivered_event"]["nested"], nested, "{policy:?}: {v}");
+        }
     }
 
     #[test]
