@@ -67,7 +67,9 @@ pub fn doctor() -> Result<(), Error> {
         Ok(b) => say!(
             "  ✓ bochs: {} (built from {}; firmware {})",
             b.binary.display(),
-            crate::bochs::build::built_from().unwrap_or_else(|| "an unrecorded source".into()),
+            crate::bochs::build::Layout::new(crate::bochs::dir())
+                .built_from()
+                .unwrap_or_else(|| "an unrecorded source".into()),
             b.firmware.display()
         )?,
         Err(e) => say!("  - not available: {e}")?,

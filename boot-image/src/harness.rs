@@ -91,7 +91,9 @@ pub struct Outcome {
     pub qemu_end: QemuEnd,
     /// Everything QEMU wrote to stderr.
     pub qemu_stderr: String,
-    /// The accelerator used.
+    /// The emulator that ran the image.
+    pub emulator: Emulator,
+    /// The accelerator used (QEMU; `tcg` on Bochs, which interprets).
     pub accel: Accel,
     /// Why that accelerator.
     pub accel_reason: String,
@@ -146,8 +148,9 @@ impl fmt::Debug for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "Outcome {{ exit: {:?}, qemu: {:?}, accel: {}, elapsed: {:.1?}",
+            "Outcome {{ exit: {:?}, {:?}: {:?}, accel: {}, elapsed: {:.1?}",
             self.exit,
+            self.emulator,
             self.qemu_end,
             self.accel.name(),
             self.elapsed
@@ -330,11 +333,19 @@ impl Harness {
         );
         Ok(Outcome {
             exit: verdict.exit,
-            problem: verdict.problem,
+            problem: match (opts.emulator, verdict.exit) {
+                // Bochs's end was read as QEMU's (bochs::boot::as_qemu_end): name the right
+                // one (not in a timeout's message, which quotes the kernel's last line).
+                (Emulator::Bochs, e) if e != KernelExit::Timeout => {
+                    verdict.problem.map(|p| p.replace("QEMU", "Bochs"))
+                }
+                _ => verdict.problem,
+            },
             records,
             serial,
             qemu_end: r.end,
             qemu_stderr: r.stderr,
+            emulator: opts.emulator,
             accel,
             accel_reason,
             elapsed: r.elapsed,

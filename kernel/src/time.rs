@@ -17,6 +17,7 @@ use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use stacklab_core::tsc::{self, Estimate};
 
+use crate::arch::x86_64::platform::{self, Emulator};
 use crate::arch::x86_64::{cpu, pic, pit};
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
@@ -70,7 +71,9 @@ pub fn entry_tsc() -> u64 {
     TSC_AT_ENTRY.load(Ordering::Relaxed)
 }
 
-/// Finds the TSC frequency: CPUID leaf 0x15 if it states one, else the best of up to
+/// Finds the TSC frequency: CPUID leaf 0x15 if it states one (not on Bochs: its CPU models
+/// state their real crystal there, but its TSC counts emulated instructions, `ips` of them per
+/// emulated second, as its `get_TSC` returns the system tick count), else the best of up to
 /// [`ATTEMPTS`] polled PIT measurements of 41 ms each, else (channel 2 not counting) 10
 /// counted timer interrupts, which needs interrupts on.
 pub fn calibrate() {
@@ -81,7 +84,9 @@ pub fn calibrate() {
         leaves.max_leaf,
         leaves.base_mhz
     );
-    if let Some(hz) = tsc::from_cpuid_15h(leaves.max_leaf, eax, ebx, ecx) {
+    if platform::emulator() != Emulator::Bochs
+        && let Some(hz) = tsc::from_cpuid_15h(leaves.max_leaf, eax, ebx, ecx)
+    {
         set(Source::Cpuid15h, Estimate { hz, error_ppm: 0 });
         return;
     }

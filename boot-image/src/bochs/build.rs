@@ -177,22 +177,47 @@ pub fn source_key(src: &Source) -> Result<String, Error> {
     ))
 }
 
-fn key_file() -> PathBuf {
-    bochs::dir().join("source.key")
+/// The files of a Bochs build under one directory (`target/stacklab/bochs` for setup).
+#[derive(Clone, Debug)]
+pub struct Layout {
+    out: PathBuf,
 }
 
-/// Whether the build in `target/stacklab/bochs` was made from this key and is complete.
-pub fn is_built(key: &str) -> bool {
-    fs::read_to_string(key_file()).is_ok_and(|k| k == key)
-        && bochs::built_binary().is_file()
-        && bochs::built_firmware().is_file()
-        && bochs::built_vga_rom().is_file()
-}
-
-/// The source a complete build came from (the second line of its key), for doctor.
-pub fn built_from() -> Option<String> {
-    let k = fs::read_to_string(key_file()).ok()?;
-    k.lines().nth(1).map(str::to_string)
+impl Layout {
+    /// The build under `out`.
+    pub fn new(out: PathBuf) -> Layout {
+        Layout { out }
+    }
+    /// The `bochs` binary (`build/bochs`).
+    pub fn binary(&self) -> PathBuf {
+        self.out.join("build").join("bochs")
+    }
+    /// The copied OVMF image.
+    pub fn firmware(&self) -> PathBuf {
+        self.out.join(OVMF_NAME)
+    }
+    /// The copied VGA BIOS.
+    pub fn vga_rom(&self) -> PathBuf {
+        self.out.join(VGA_ROM_NAME)
+    }
+    fn key_file(&self) -> PathBuf {
+        self.out.join("source.key")
+    }
+    fn log(&self, step: &str) -> PathBuf {
+        self.out.join(format!("{step}.log"))
+    }
+    /// Whether this build was made from `key` and is complete.
+    pub fn is_built(&self, key: &str) -> bool {
+        fs::read_to_string(self.key_file()).is_ok_and(|k| k == key)
+            && [self.binary(), self.firmware(), self.vga_rom()]
+                .iter()
+                .all(|p| p.is_file())
+    }
+    /// The source a complete build came from (the second line of its key), for doctor.
+    pub fn built_from(&self) -> Option<String> {
+        let k = fs::read_to_string(self.key_file()).ok()?;
+        k.lines().nth(1).map(str::to_string)
+    }
 }
 
 fn secs(d: Duration) -> String {
@@ -284,46 +309,66 @@ fn fresh_dir(d: &Path) -> Result<(), Error> {
     fs::create_dir_all(d).map_err(|e| Error::env(format!("cannot create {}: {e}", d.display())))
 }
 
-/// `cargo lab setup --with-bochs SRC`: builds Bochs unless this source was built already.
+/// `cargo lab setup --with-bochs SRC`: builds Bochs into `target/stacklab/bochs` unless
+/// this source was built there already.
 pub fn setup_bochs(src: &Path) -> Result<(), Error> {
+    build_into(src, &Layout::new(bochs::dir()))
+}
+
+/// Extracts a tarball into `dir` (made afresh) and returns the Bochs sources in it.
+fn extract(t: &Path, dir: &Path, out: &Layout) -> Result<Option<PathBuf>, Error> {
+    fresh_dir(dir)?;
+    say!("  extracting {} into {}", t.display(), dir.display())?;
+    let t0 = Instant::now();
+    let mut tar = Command::new("tar");
+    tar.arg("-xf").arg(t).arg("-C").arg(dir);
+    logged("tar", &mut tar, &out.log("extract"))?;
+    say!("    extracted in {}", secs(t0.elapsed()))?;
+    Ok(find_root(dir))
+}
+
+/// Builds Bochs from `src` into `out` unless that build is there already. An existing build
+/// is only replaced once the new source proved to hold Bochs.
+pub fn build_into(src: &Path, out: &Layout) -> Result<(), Error> {
     let source = Source::detect(src)?;
     let key = source_key(&source)?;
-    let out = bochs::dir();
-    if is_built(&key) {
+    if out.is_built(&key) {
         say!(
             "  ✓ Bochs: present ({}, built from {})",
-            bochs::built_binary().display(),
+            out.binary().display(),
             src.display()
         )?;
         return Ok(());
     }
     ensure_build_tools(matches!(source, Source::Tarball(_)))?;
     let total = Instant::now();
-    fs::create_dir_all(&out)
-        .map_err(|e| Error::env(format!("cannot create {}: {e}", out.display())))?;
-    // Whatever was built before is from another source: nothing of it is kept.
-    let _ = fs::remove_file(key_file());
-    let tree = match &source {
-        Source::Tree(d) => d.clone(),
-        Source::Tarball(t) => {
-            let dest = out.join("src");
-            fresh_dir(&dest)?;
-            say!("  extracting {} into {}", t.display(), dest.display())?;
-            let t0 = Instant::now();
-            let mut tar = Command::new("tar");
-            tar.arg("-xf").arg(t).arg("-C").arg(&dest);
-            logged("tar", &mut tar, &out.join("extract.log"))?;
-            say!("    extracted in {}", secs(t0.elapsed()))?;
-            dest
-        }
-    };
-    let root = find_root(&tree).ok_or_else(|| {
+    let not_bochs = || {
         Error::usage(format!(
             "--with-bochs {}: no Bochs sources found (a directory with `configure`, `bochs.h` and \
              `cpu/`, at most two levels down)",
             src.display()
         ))
-    })?;
+    };
+    fs::create_dir_all(&out.out)
+        .map_err(|e| Error::env(format!("cannot create {}: {e}", out.out.display())))?;
+    let root = match &source {
+        Source::Tree(d) => find_root(d).ok_or_else(not_bochs)?,
+        Source::Tarball(t) => {
+            let incoming = out.out.join("src.incoming");
+            let Some(found) = extract(t, &incoming, out)? else {
+                let _ = fs::remove_dir_all(&incoming);
+                return Err(not_bochs());
+            };
+            let dest = out.out.join("src");
+            if dest.exists() {
+                fs::remove_dir_all(&dest)
+                    .map_err(|e| Error::env(format!("cannot remove {}: {e}", dest.display())))?;
+            }
+            fs::rename(&incoming, &dest)
+                .map_err(|e| Error::env(format!("cannot rename {}: {e}", incoming.display())))?;
+            dest.join(found.strip_prefix(&incoming).unwrap_or(Path::new("")))
+        }
+    };
     let ovmf = root.join("bios").join("OVMF").join(OVMF_NAME);
     let vga = root.join("bios").join("VGABIOS-lgpl").join(VGA_ROM_NAME);
     if let Some(missing) = [&ovmf, &vga].into_iter().find(|p| !p.is_file()) {
@@ -333,46 +378,44 @@ pub fn setup_bochs(src: &Path) -> Result<(), Error> {
             missing.display()
         )));
     }
-    let build = out.join("build");
+    // From here on the old build (another source) is replaced.
+    let _ = fs::remove_file(out.key_file());
+    let build = out.out.join("build");
     fresh_dir(&build)?;
-    let configure = root.join("configure");
     say!("  configuring Bochs ({})", CONFIGURE_FLAGS.join(" "))?;
     let t0 = Instant::now();
     let mut cmd = Command::new("sh");
-    cmd.arg(&configure)
+    cmd.arg(root.join("configure"))
         .args(CONFIGURE_FLAGS)
         .current_dir(&build);
-    logged("configure", &mut cmd, &out.join("configure.log"))?;
+    logged("configure", &mut cmd, &out.log("configure"))?;
     say!("    configured in {}", secs(t0.elapsed()))?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     say!(
         "  compiling Bochs (make -j{jobs}; output in {})",
-        out.join("make.log").display()
+        out.log("make").display()
     )?;
     let t0 = Instant::now();
     let mut make = Command::new("make");
     make.arg(format!("-j{jobs}")).current_dir(&build);
-    logged("make", &mut make, &out.join("make.log"))?;
+    logged("make", &mut make, &out.log("make"))?;
     say!("    compiled in {}", secs(t0.elapsed()))?;
-    if !bochs::built_binary().is_file() {
+    if !out.binary().is_file() {
         return Err(Error::build(format!(
             "make succeeded but {} does not exist",
-            bochs::built_binary().display()
+            out.binary().display()
         )));
     }
-    for (from, to) in [
-        (&ovmf, bochs::built_firmware()),
-        (&vga, bochs::built_vga_rom()),
-    ] {
+    for (from, to) in [(&ovmf, out.firmware()), (&vga, out.vga_rom())] {
         fs::copy(from, &to)
             .map_err(|e| Error::env(format!("cannot copy {}: {e}", from.display())))?;
     }
-    fs::write(key_file(), &key)
-        .map_err(|e| Error::env(format!("cannot write {}: {e}", key_file().display())))?;
+    fs::write(out.key_file(), &key)
+        .map_err(|e| Error::env(format!("cannot write {}: {e}", out.key_file().display())))?;
     say!(
         "  ✓ Bochs: built in {} ({})",
         secs(total.elapsed()),
-        bochs::built_binary().display()
+        out.binary().display()
     )?;
     Ok(())
 }

@@ -15,8 +15,8 @@ use std::path::Path;
 use crate::Error;
 
 /// Instructions per emulated second. Guest time follows instructions (`clock: sync=none`),
-/// so this sets how many instructions the kernel's 1 kHz timer leaves between two ticks;
-/// 100 M makes a tick every 100 000 instructions, as often in guest time as QEMU's.
+/// so this sets how many instructions the kernel's 1 kHz timer leaves between two ticks
+/// (100 000), and it is the TSC's frequency: Bochs's TSC counts instructions.
 pub const IPS: u64 = 100_000_000;
 
 /// One Bochs machine.

@@ -31,12 +31,12 @@ pub fn dir() -> PathBuf {
 
 /// The Bochs binary setup builds.
 pub fn built_binary() -> PathBuf {
-    dir().join("build").join("bochs")
+    build::Layout::new(dir()).binary()
 }
 
 /// The OVMF image setup copies from the Bochs source (`bios/OVMF/OVMF-pure-efi.fd`).
 pub fn built_firmware() -> PathBuf {
-    dir().join(build::OVMF_NAME)
+    build::Layout::new(dir()).firmware()
 }
 
 /// Which emulator boots the image (`cargo lab run --emulator`).
@@ -55,7 +55,7 @@ pub const NO_ACCEL_REASON: &str = "Bochs interprets every instruction; --accel d
 /// The VGA BIOS setup copies from the Bochs source (`bios/VGABIOS-lgpl/`): Bochs will not
 /// start without one, though OVMF drives the display itself.
 pub fn built_vga_rom() -> PathBuf {
-    dir().join(build::VGA_ROM_NAME)
+    build::Layout::new(dir()).vga_rom()
 }
 
 /// A usable Bochs: the binary and the ROM images it boots with.

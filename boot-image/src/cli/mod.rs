@@ -172,6 +172,10 @@ fn secs(d: Duration) -> String {
 
 fn setup_cmd(with_bochs: Option<&std::path::Path>) -> Result<i32, Error> {
     let t = Instant::now();
+    if let Some(src) = with_bochs {
+        // A bad path is refused before anything is installed.
+        crate::bochs::build::Source::detect(src)?;
+    }
     setup::setup()?;
     if let Some(src) = with_bochs {
         crate::bochs::build::setup_bochs(src)?;

@@ -435,4 +435,31 @@ mod tests {
             e.msg
         );
     }
+
+    #[test]
+    fn an_external_serial_source_ends_with_the_process_and_stdout_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake(dir.path(), "echo 'stacklab-exit 37'; sleep 0.3; exit 1");
+        let (tx, rx) = mpsc::channel();
+        tx.send("serial one".to_string()).unwrap();
+        let mut lines = Vec::new();
+        let t = Instant::now();
+        let r = run_from(
+            &bin.0,
+            &bin.1,
+            Duration::from_secs(20),
+            Some(rx),
+            &mut |l| {
+                lines.push(l.to_string());
+                Flow::Continue
+            },
+        )
+        .unwrap();
+        // `tx` is still open: the run ended because the process did.
+        assert_eq!(r.end, QemuEnd::Exited(1));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(lines, ["serial one"]);
+        assert_eq!(r.stdout, "stacklab-exit 37\n");
+        drop(tx);
+    }
 }

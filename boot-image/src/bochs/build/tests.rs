@@ -94,3 +94,123 @@ fn a_tree_key_follows_its_newest_file() {
             .starts_with("stacklab-bochs-build 1\ntree ")
     );
 }
+
+/// A fake Bochs source whose `configure` writes a Makefile that "builds" a `bochs` script and
+/// counts its builds in `<root>/../../builds` (outside the tree: a file in it would change the
+/// tree's key); with `fail`, configure fails like a missing compiler.
+fn fake_bochs(root: &Path, fail: bool) {
+    fake_root(root);
+    for (dir, file) in [("OVMF", OVMF_NAME), ("VGABIOS-lgpl", VGA_ROM_NAME)] {
+        fs::create_dir_all(root.join("bios").join(dir)).unwrap();
+        fs::write(root.join("bios").join(dir).join(file), file).unwrap();
+    }
+    let script = if fail {
+        "echo 'checking for gcc... no'\necho 'configure: error: no acceptable C compiler found in $PATH' >&2\nexit 1\n".to_string()
+    } else {
+        format!(
+            "echo \"flags: $*\"\nprintf 'all:\\n\\techo built >> {}\\n\\tprintf \"#!/bin/sh\\\\n\" > bochs\\n' > Makefile\n",
+            root.join("../../builds").display()
+        )
+    };
+    fs::write(root.join("configure"), script).unwrap();
+}
+
+#[test]
+fn a_build_is_made_once_per_source_and_keeps_its_logs() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("repo").join("bochs");
+    fake_bochs(&src, false);
+    let out = Layout::new(d.path().join("out"));
+    build_into(&d.path().join("repo"), &out).unwrap();
+    assert!(out.binary().is_file());
+    assert_eq!(fs::read_to_string(out.firmware()).unwrap(), OVMF_NAME);
+    assert_eq!(fs::read_to_string(out.vga_rom()).unwrap(), VGA_ROM_NAME);
+    let log = fs::read_to_string(out.log("configure")).unwrap();
+    assert_eq!(log.trim(), format!("flags: {}", CONFIGURE_FLAGS.join(" ")));
+    assert_eq!(
+        fs::read_to_string(d.path().join("builds")).unwrap(),
+        "built\n"
+    );
+    assert!(out.built_from().unwrap().starts_with("tree "));
+    // The same source again: nothing is rebuilt.
+    build_into(&d.path().join("repo"), &out).unwrap();
+    assert_eq!(
+        fs::read_to_string(d.path().join("builds")).unwrap(),
+        "built\n"
+    );
+    // A changed source file: built again.
+    let f = src.join("cpu").join("new.cc");
+    fs::write(&f, "").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(SystemTime::now() + Duration::from_secs(120))
+        .unwrap();
+    build_into(&d.path().join("repo"), &out).unwrap();
+    assert_eq!(
+        fs::read_to_string(d.path().join("builds")).unwrap(),
+        "built\nbuilt\n"
+    );
+}
+
+#[test]
+fn a_tarball_is_extracted_and_built_from_its_sources() {
+    let d = tempfile::tempdir().unwrap();
+    let tree = d.path().join("t");
+    fake_bochs(&tree.join("bochs-src").join("bochs"), false);
+    let tarball = d.path().join("bochs-test.tar.gz");
+    let st = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&tree)
+        .arg("bochs-src")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Layout::new(d.path().join("out"));
+    build_into(&tarball, &out).unwrap();
+    assert!(out.binary().is_file());
+    assert!(d.path().join("out/src/bochs-src/bochs/configure").is_file());
+    assert!(out.built_from().unwrap().starts_with("tarball "));
+    assert!(!d.path().join("out/src.incoming").exists());
+}
+
+#[test]
+fn a_failed_configure_names_its_log_and_keeps_the_old_build() {
+    let d = tempfile::tempdir().unwrap();
+    let good = d.path().join("good");
+    fake_bochs(&good, false);
+    let out = Layout::new(d.path().join("out"));
+    build_into(&good, &out).unwrap();
+    // A directory without Bochs: refused before anything of the old build is touched.
+    let empty = d.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let e = build_into(&empty, &out).unwrap_err();
+    assert_eq!(e.exit_status(), 2);
+    assert!(e.msg.contains("no Bochs sources found"), "{}", e.msg);
+    assert!(
+        out.built_from().is_some(),
+        "the old build is still recorded"
+    );
+    let bad = d.path().join("bad");
+    fake_bochs(&bad, true);
+    let e = build_into(&bad, &out).unwrap_err();
+    assert_eq!(e.exit_status(), 2);
+    let log = out.log("configure");
+    assert!(
+        e.msg.starts_with(&format!(
+            "configure failed (exit status: 1); the whole output is in {}",
+            log.display()
+        )),
+        "{}",
+        e.msg
+    );
+    assert!(
+        e.msg.contains("no acceptable C compiler found in $PATH"),
+        "{}",
+        e.msg
+    );
+    assert_eq!(out.built_from(), None, "a failed build is not recorded");
+}
