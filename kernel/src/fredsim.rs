@@ -27,6 +27,13 @@ static TABLE: Mutex<LevelTable> = Mutex::new(LevelTable::DEFAULT);
 /// Makes every event arrive through the simulation: sets it up on first use, applies the
 /// level table and loads the fred-sim IDT.
 pub fn enable() {
+    install();
+    fredsim::set_levels(levels());
+    fredsim::load();
+}
+
+/// Sets the simulation up (its level stacks, which real FRED shares) unless done already.
+pub fn install() {
     if !fredsim::installed() {
         let stacks = LEVEL_PAGES.map(|pages| mem::kva::alloc_stack(pages).1);
         fredsim::install(
@@ -38,8 +45,6 @@ pub fn enable() {
             stacks,
         );
     }
-    fredsim::set_levels(levels());
-    fredsim::load();
 }
 
 /// The level table in force.
@@ -48,10 +53,13 @@ pub fn levels() -> LevelTable {
 }
 
 /// Replaces the level table; it takes effect at once (the simulated MSRs are read at every
-/// delivery).
+/// delivery; under real FRED the MSRs are rewritten).
 pub fn set_levels(t: LevelTable) {
     cpu::without_interrupts(|| *TABLE.lock() = t);
     fredsim::set_levels(t);
+    if crate::arch::x86_64::fred::enabled() {
+        crate::fred::apply_levels(t);
+    }
 }
 
 /// The simulation's `stop` hook: one `abort` record, then the machine stops.

@@ -12,6 +12,7 @@ extern crate alloc;
 mod arch;
 mod commands;
 mod events;
+mod fred;
 mod fredsim;
 mod growth;
 mod mem;

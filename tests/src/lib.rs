@@ -45,6 +45,62 @@ impl Shared {
     }
 }
 
+/// Per-boot timeout on Bochs, which interprets every instruction (a boot takes 10 to 40 s on a
+/// busy host). This only bounds a hang.
+pub const BOCHS_TIMEOUT_SECS: u64 = 300;
+
+/// Boots on Bochs (`cargo lab setup --with-bochs SRC`), or returns `None` after saying the test
+/// is skipped when Bochs is not built, unless `STACKLAB_REQUIRE_BOCHS` is set: then a missing
+/// Bochs panics.
+pub fn boot_on_bochs(cmdline: &str) -> Option<Outcome> {
+    use boot_image::bochs;
+    use std::io::Write;
+    if let Err(e) = bochs::find() {
+        if bochs::required() {
+            panic!("{} is set but Bochs is not usable: {e}", bochs::ENV_REQUIRE);
+        }
+        // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED Bochs test (booting {cmdline:?}): {e}. To run the Bochs tests: `cargo lab \
+             setup --with-bochs SRC` (SRC: a Bochs source tree or tarball with FRED)"
+        );
+        return None;
+    }
+    elf_bytes();
+    let opts = RunOptions::new(cmdline)
+        .timeout_secs(BOCHS_TIMEOUT_SECS)
+        .emulator(bochs::Emulator::Bochs);
+    Some(
+        Harness::get()
+            .run(opts)
+            .unwrap_or_else(|e| panic!("booting {cmdline:?} on Bochs: {e}")),
+    )
+}
+
+/// [`Shared`] on Bochs: one boot for the tests of a file, or none if Bochs is not built.
+pub struct BochsBoot {
+    cmdline: &'static str,
+    cell: OnceLock<Option<Outcome>>,
+}
+
+impl BochsBoot {
+    /// A Bochs boot with `cmdline` that has not happened yet.
+    pub const fn new(cmdline: &'static str) -> BochsBoot {
+        BochsBoot {
+            cmdline,
+            cell: OnceLock::new(),
+        }
+    }
+
+    /// The outcome, booting first if no test has yet; `None` when skipped.
+    pub fn get(&self) -> Option<&Outcome> {
+        self.cell
+            .get_or_init(|| boot_on_bochs(self.cmdline))
+            .as_ref()
+    }
+}
+
 /// Asserts the run ended with the kernel's own `exit` record naming `code`, agreeing with
 /// QEMU's exit status, and that this record is the last one.
 pub fn assert_exit(out: &Outcome, code: ExitCode) {

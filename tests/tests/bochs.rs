@@ -7,38 +7,9 @@
 //! they were skipped and how to enable them, and pass, unless `STACKLAB_REQUIRE_BOCHS=1`
 //! (set by `.ci/run` when it built Bochs): then a missing Bochs fails them.
 
-use std::io::Write;
-
-use boot_image::bochs::{self, Emulator};
+use boot_image::bochs;
 use boot_image::qemu::AccelChoice;
 use stacklab_tests::*;
-
-/// Bochs interprets every instruction: a boot takes 5 to 20 s on a busy host. This only
-/// bounds a hang.
-const BOCHS_TIMEOUT_SECS: u64 = 180;
-
-/// Boots on Bochs, or `None` (after saying so) if Bochs is not built and not required.
-fn boot_on_bochs(cmdline: &str) -> Option<Outcome> {
-    if let Err(e) = bochs::find() {
-        if bochs::required() {
-            panic!("{} is set but Bochs is not usable: {e}", bochs::ENV_REQUIRE);
-        }
-        // Straight to stderr: the test harness captures `eprintln!` of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED Bochs test (booting {cmdline:?}): {e}"
-        );
-        return None;
-    }
-    let opts = RunOptions::new(cmdline)
-        .timeout_secs(BOCHS_TIMEOUT_SECS)
-        .emulator(Emulator::Bochs);
-    Some(
-        Harness::get()
-            .run(opts)
-            .unwrap_or_else(|e| panic!("booting {cmdline:?} on Bochs: {e}")),
-    )
-}
 
 #[test]
 fn bochs_boots_to_ready_with_fred_and_runs_int3() {

@@ -211,6 +211,27 @@ impl Event {
         }
     }
 
+    /// Decodes an event from the words of a FRED stack frame (Intel FRED specification,
+    /// "Event delivery": the frame holds the error code, the interrupted context and, in the
+    /// SS word, the event information): the vector is SS-word bits 39:32, the event type bits
+    /// 51:48. The error code is kept for hardware exceptions of vectors that have one (the
+    /// frame always has a slot for it, 0 when there is none). `data` is the event data the
+    /// caller takes from the frame (CR2 for #PF), or what it captured itself (for #DF, whose
+    /// frame carries none). A reserved event type (1) is decoded as a hardware exception.
+    pub fn decode_fred(ss_word: u64, error_code: u64, data: u64, csl: u8) -> Event {
+        let v = Vector((ss_word >> 32) as u8);
+        let kind = EventKind::from_fred_type(((ss_word >> 48) & 0xF) as u8)
+            .unwrap_or(EventKind::HardwareException);
+        Event {
+            vector: v,
+            kind,
+            error_code: (kind == EventKind::HardwareException && v.pushes_error_code())
+                .then_some(error_code),
+            data,
+            stack: Arrival::FredLevel(csl),
+        }
+    }
+
     /// The error code, or 0 when the vector has none (as a FRED frame stores it).
     pub fn error_code_or_zero(&self) -> u64 {
         self.error_code.unwrap_or(0)
@@ -261,6 +282,49 @@ mod tests {
         assert_eq!(e.error_code_or_zero(), 2);
         let t = Event::decode_idt(32, 99, 0, Arrival::Interrupted);
         assert_eq!(t.error_code_or_zero(), 0, "a timer has no error code");
+    }
+
+    #[test]
+    fn fred_frames_decode_by_event_type_not_vector() {
+        // SS word: vector 39:32, type 51:48, 64-bit mode 57 (Bochs and Linux `struct fred_ss`).
+        let ss = |v: u64, t: u64| (v << 32) | (t << 48) | (1 << 57) | 0x18;
+        let pf = Event::decode_fred(ss(14, 3), 2, 0xdead_b000, 1);
+        assert_eq!(
+            (pf.vector, pf.kind, pf.error_code, pf.data, pf.stack),
+            (
+                Vector::PAGE_FAULT,
+                EventKind::HardwareException,
+                Some(2),
+                0xdead_b000,
+                Arrival::FredLevel(1)
+            )
+        );
+        let bp = Event::decode_fred(ss(3, 6), 0, 0, 0);
+        assert_eq!(
+            (bp.kind, bp.error_code),
+            (EventKind::SoftwareException, None)
+        );
+        let irq = Event::decode_fred(ss(32, 0), 0, 0, 0);
+        assert_eq!(
+            (irq.vector, irq.kind),
+            (Vector::TIMER, EventKind::ExternalInterrupt)
+        );
+        // `int 14` is an INT n under FRED, not a #PF: no error code even though #PF has one.
+        let int14 = Event::decode_fred(ss(14, 4), 0x77, 0, 0);
+        assert_eq!(
+            (int14.kind, int14.error_code),
+            (EventKind::SoftwareInterrupt, None)
+        );
+        let df = Event::decode_fred(ss(8, 3), 0, 0x1234, 3);
+        assert_eq!(
+            (df.error_code, df.data, df.stack),
+            (Some(0), 0x1234, Arrival::FredLevel(3))
+        );
+        let reserved = Event::decode_fred(ss(13, 1), 5, 0, 0);
+        assert_eq!(
+            (reserved.kind, reserved.error_code),
+            (EventKind::HardwareException, Some(5))
+        );
     }
 
     #[test]

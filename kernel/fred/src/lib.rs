@@ -29,6 +29,7 @@ pub mod event;
 pub mod legacy;
 pub mod mem;
 pub mod msr;
+pub mod real;
 pub mod rule;
 pub mod sim;
 pub mod state;

@@ -83,6 +83,7 @@ pub const GROUPS: &[&[Command]] = &[
     shell::COMMANDS,
     scenarios::catalogue::COMMANDS,
     scenarios::df_hazards::COMMANDS,
+    scenarios::fred_compare::COMMANDS,
 ];
 
 /// Every command, in `help` order.

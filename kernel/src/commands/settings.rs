@@ -25,8 +25,8 @@ pub const COMMANDS: &[Command] = &[
     ),
     command!(
         "growth",
-        "MODE:abort|pf-ist|pf-ist-naive|df-recover|fred-sim|ensure",
-        "how an overflow of a growable stack becomes growth (abort: it does not; ensure: only ensure_stack() before a deep path)",
+        "MODE:abort|pf-ist|pf-ist-naive|df-recover|fred-sim|fred|ensure",
+        "how an overflow of a growable stack becomes growth (abort: it does not; ensure: only ensure_stack() before a deep path; fred: real FRED, on a CPU that has it)",
         "growth pf-ist",
         growth_cmd
     ),
@@ -173,9 +173,19 @@ fn parse_policy<'a>(kind: &str, args: &mut Args<'a>) -> Result<Policy, ArgError<
 fn growth_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let m = c.word(0);
     let mode = Mode::from_name(m).expect("the spec lists only mode names");
+    if mode == Mode::Fred
+        && let Err(e) = crate::fred::enable()
+    {
+        c.refuse(format_args!("{}", crate::fred::refusal(e)));
+        return Ok(());
+    }
     growth::set_mode(mode);
     log::info!("growth: {m}");
-    report::result(|r| r.bool("ok", true).str("growth", mode.name()));
+    report::result(|r| {
+        r.bool("ok", true)
+            .str("growth", mode.name())
+            .str("fred", crate::arch::x86_64::fred::status())
+    });
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use core::fmt::Write;
 use stacklab_core::event::Event;
 use stacklab_core::growth_rules::{Fault, Verdict, judge_df};
 
+use super::inject::{self, Injection};
 use super::report;
 use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::entry::TrapFrame;
@@ -21,7 +22,7 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
     let t0 = cpu::rdtsc();
     let cr2 = event.data;
     let mut refused = None;
-    if growth::mode() == Mode::DfRecover {
+    if growth::mode() == Mode::DfRecover || inject::take(Injection::RecoverDoubleFault) {
         let f = Fault {
             cr2,
             rsp: frame.rsp,

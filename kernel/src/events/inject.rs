@@ -24,12 +24,18 @@ pub enum Injection {
     /// so a #PF arrives from the NMI handler while the first #PF is being handled
     /// (`nmi-in-pf`).
     NmiAtPfEntry,
+    /// The next #DF is judged as under `df-recover` (grow and resume when every check of
+    /// `judge_df` passes) whatever the growth mode: `fred-compare` takes the overflow with #PF
+    /// on level 0 under real FRED and under fred-sim, and must survive the first to take the
+    /// second.
+    RecoverDoubleFault,
 }
 
 static NESTED_DEMAND_FAULT: AtomicBool = AtomicBool::new(false);
 static FAULT_ON_PF_IST: AtomicBool = AtomicBool::new(false);
 static FAULT_AT_PF_ENTRY: AtomicBool = AtomicBool::new(false);
 static NMI_AT_PF_ENTRY: AtomicBool = AtomicBool::new(false);
+static RECOVER_DOUBLE_FAULT: AtomicBool = AtomicBool::new(false);
 
 fn flag(i: Injection) -> &'static AtomicBool {
     match i {
@@ -37,6 +43,7 @@ fn flag(i: Injection) -> &'static AtomicBool {
         Injection::FaultOnPfIst => &FAULT_ON_PF_IST,
         Injection::FaultAtPfEntry => &FAULT_AT_PF_ENTRY,
         Injection::NmiAtPfEntry => &NMI_AT_PF_ENTRY,
+        Injection::RecoverDoubleFault => &RECOVER_DOUBLE_FAULT,
     }
 }
 

@@ -51,9 +51,13 @@ pub fn handle(event: &Event, frame: &mut TrapFrame) {
 }
 
 /// How far below the interrupted RSP the mechanism that delivered an event writes: the IDT's
-/// frame, or under fred-sim the FRED frame below its red zone plus the register view.
+/// frame, under real FRED the FRED frame below its red zone, under fred-sim that plus the
+/// register view.
 fn frame_reach(arrival: Arrival) -> u64 {
     match arrival {
+        Arrival::FredLevel(_) if crate::growth::mode() == crate::growth::Mode::Fred => {
+            crate::arch::x86_64::fred::FRAME_REACH
+        }
         Arrival::FredLevel(_) => crate::arch::x86_64::fredsim::FRAME_REACH,
         Arrival::Interrupted | Arrival::Ist(_) => IDT_FRAME_REACH,
     }

@@ -64,6 +64,7 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
         }
         let path = match event.stack {
             Arrival::Ist(_) => Path::PfIst,
+            Arrival::FredLevel(_) if growth::mode() == Mode::Fred => Path::Fred,
             Arrival::FredLevel(_) => Path::FredSim,
             Arrival::Interrupted => Path::PfGate,
         };

@@ -33,17 +33,21 @@ pub enum Mode {
     /// `ensure_stack`, which scenarios call before their deep part when this mode is on
     /// ([`Mode::ensures`]). An overflow the scenario did not announce is the #DF report.
     Ensure,
+    /// Real FRED (`crate::fred`): the CPU delivers every event on its stack level; #PF on
+    /// level 1 by default, growth by the same #PF handler. Only on a CPU with FRED.
+    Fred,
 }
 
 impl Mode {
     /// Every mode, in `Mode as u8` order.
-    pub const ALL: [Mode; 6] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Abort,
         Mode::PfIst,
         Mode::PfIstNaive,
         Mode::DfRecover,
         Mode::FredSim,
         Mode::Ensure,
+        Mode::Fred,
     ];
 
     /// The mode a `growth` argument names.
@@ -60,6 +64,7 @@ impl Mode {
             Mode::DfRecover => "df-recover",
             Mode::FredSim => "fred-sim",
             Mode::Ensure => "ensure",
+            Mode::Fred => "fred",
         }
     }
 
@@ -76,13 +81,25 @@ impl Mode {
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Abort as u8);
 
-/// Selects the growth path (and loads the matching IDT).
+/// Selects the growth path (and loads the matching IDT, or turns real FRED on; leaving `fred`
+/// clears CR4.FRED first). `fred` on a CPU without FRED changes nothing: check
+/// `arch::x86_64::fred::available` first.
 pub fn set_mode(m: Mode) {
+    if m == Mode::Fred {
+        if let Err(e) = crate::fred::enable() {
+            log::error!("growth fred: {}", crate::fred::refusal(e));
+        } else {
+            MODE.store(m as u8, Ordering::Relaxed);
+        }
+        return;
+    }
+    crate::arch::x86_64::fred::disable();
     MODE.store(m as u8, Ordering::Relaxed);
     match m {
         Mode::PfIst | Mode::PfIstNaive => idt::load(PfDelivery::Ist),
         Mode::Abort | Mode::DfRecover | Mode::Ensure => idt::load(PfDelivery::Gate),
         Mode::FredSim => crate::fredsim::enable(),
+        Mode::Fred => {}
     }
 }
 

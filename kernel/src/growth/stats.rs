@@ -16,12 +16,21 @@ pub enum Path {
     Demand = 3,
     /// Stack growth from a #PF delivered by the `fred-sim` trampoline on a FRED stack level.
     FredSim = 4,
+    /// Stack growth from a #PF delivered by real FRED on a stack level.
+    Fred = 5,
 }
 
 /// Number of paths.
-pub const PATHS: usize = 5;
+pub const PATHS: usize = 6;
 /// Path names as `stats` reports them, in `Path as usize` order.
-pub const PATH_NAMES: [&str; PATHS] = ["pf-ist", "pf-gate", "df-recover", "demand", "fred-sim"];
+pub const PATH_NAMES: [&str; PATHS] = [
+    "pf-ist",
+    "pf-gate",
+    "df-recover",
+    "demand",
+    "fred-sim",
+    "fred",
+];
 const SAMPLES: usize = 2048;
 
 struct PathStats {

@@ -77,6 +77,18 @@ pub fn write_with_rsp_at(at: u64, addr: u64, v: u8) -> bool {
     unsafe { provoke::write_byte_at(at, addr, v, &super::stackmap::KernelSpace) }.is_ok()
 }
 
+/// Like [`write_with_rsp_at`], with the arithmetic flags in a fixed state, returning the RSP
+/// right after the store (`arch::x86_64::parked`). `None` outside the area or if the stack
+/// check refuses.
+pub fn write_parked(at: u64, addr: u64, v: u8) -> Option<u64> {
+    if !contains(addr) {
+        return None;
+    }
+    // SAFETY: as in `write`: no Rust object owns this memory.
+    unsafe { crate::arch::x86_64::parked::write_byte(at, addr, v, &super::stackmap::KernelSpace) }
+        .ok()
+}
+
 /// Writes `v` at `addr` of the area (the first touch of its page faults it in). False outside
 /// the area.
 pub fn write(addr: u64, v: u8) -> bool {

@@ -8,8 +8,9 @@
 //! needs (plus the page a lost interrupt's delivery grew and never wrote).
 //!
 //! Under `abort` every case whose event needs the page below the edge stops the machine with
-//! the overflow report, so the sweep runs the growth paths (`pf-ist`, `df-recover` and
-//! `fred-sim`); `edge-sweep abort EVENT OFF OFF` runs one such case on purpose.
+//! the overflow report, so the sweep runs the growth paths (`pf-ist`, `df-recover`, `fred-sim`
+//! and, on a CPU with FRED, `fred`); `edge-sweep abort EVENT OFF OFF` runs one such case on
+//! purpose.
 
 use alloc::format;
 use alloc::string::String;
@@ -19,7 +20,7 @@ use stacklab_core::cmdspec::Value;
 use stacklab_core::stack_layout::{PAGE, Policy};
 
 use super::{fail, run_thread};
-use crate::arch::x86_64::{cpu, fredsim, pic, provoke};
+use crate::arch::x86_64::{cpu, fred, fredsim, pic, provoke};
 use crate::commands::{Call, Command, command};
 use crate::events;
 use crate::growth::{self, Mode};
@@ -30,7 +31,7 @@ use crate::{report, stacks, time};
 /// The commands of this file.
 pub const COMMANDS: &[Command] = &[command!(
     "edge-sweep",
-    "[MODE:all|pf-ist|df-recover|fred-sim|abort=all] [EVENT:all|timer|demand|int3|push|ensure=all] [FROM:0..512=0] [TO:0..512=512]",
+    "[MODE:all|pf-ist|df-recover|fred-sim|fred|abort=all] [EVENT:all|timer|demand|int3|push|ensure=all] [FROM:0..512=0] [TO:0..512=512]",
     "park RSP 0..512 bytes above a growable stack's mapped edge (8-byte steps) and take a timer interrupt, a demand #PF, int3, a push or an ensure() there; checks each outcome",
     "edge-sweep pf-ist push 0 64",
     edge_sweep
@@ -79,11 +80,13 @@ const POLICY: Policy = Policy::Grow {
 /// Offsets below which the interrupt's own delivery writes below the edge. IDT: the CPU's
 /// 5-word frame from RSP aligned down to 16 (`(off & !15) - 40 < 0`). fred-sim: the 64-byte
 /// frame below the red zone, 64-byte aligned, and the register view below it
-/// (`((off - red zone) & !63) - 64 - view < 0`); real FRED, without the view, would stop at
-/// red zone + 64.
+/// (`((off - red zone) & !63) - 64 - view < 0`); real FRED, without the view, at red zone + 64
+/// (its entry code's pushes below the frame are a growth fault of their own, taken after the
+/// interrupt counted itself as entered: not a loss).
 fn crosses_below(mode: Mode) -> u64 {
     match mode {
         Mode::FredSim => fredsim::RED_ZONE + 64 + fredsim::SAVE_AREA,
+        Mode::Fred => fred::RED_ZONE + 64,
         _ => 48,
     }
 }
@@ -195,7 +198,17 @@ fn case(kind: Kind, off: u64, demand_page: u64) -> Result<(), String> {
 
 fn edge_sweep(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let modes: Vec<Mode> = match c.word(0) {
-        "all" => [Mode::PfIst, Mode::DfRecover, Mode::FredSim].into(),
+        "all" => [Mode::PfIst, Mode::DfRecover, Mode::FredSim, Mode::Fred]
+            .into_iter()
+            .filter(|&m| m != Mode::Fred || fred::available())
+            .collect(),
+        "fred" if !fred::available() => {
+            c.refuse(format_args!(
+                "{}",
+                crate::fred::refusal(fred::Refused::Absent)
+            ));
+            return Ok(());
+        }
         m => [Mode::from_name(m).expect("the spec lists mode names")].into(),
     };
     let kinds: Vec<Kind> = match c.word(1) {

@@ -7,7 +7,7 @@ use stacklab_core::cmdline::ArgError;
 use stacklab_core::stack_layout::median_p99;
 use stacklab_fred::sim::LevelTable;
 
-use crate::arch::x86_64::{cpu, fredsim, pic, provoke};
+use crate::arch::x86_64::{cpu, fred, fredsim, pic, provoke};
 use crate::commands::{Call, Command, command};
 use crate::growth::{self, Mode};
 use crate::report;
@@ -24,7 +24,7 @@ pub const COMMANDS: &[Command] = &[
     command!(
         "fred-state",
         "",
-        "fred-sim counters: deliveries by outcome, ERETS, CSL, level stack tops",
+        "fred-sim counters: deliveries by outcome, ERETS, CSL, level stack tops; real FRED's",
         "fred-state",
         fred_state
     ),
@@ -85,6 +85,10 @@ fn fred_state(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
             .u64("csl", fredsim::csl() as u64)
             .u64("max_csl", n.max_csl as u64)
             .hex_list("level_stacks", &tops)
+            .str("fred", fred::status())
+            .u64("fred_delivered", fred::counts().0)
+            .u64("fred_returns", fred::counts().1)
+            .u64("fred_csl", fred::csl() as u64)
     });
     Ok(())
 }
@@ -125,46 +129,67 @@ fn timer_round_trips(n: u64) -> Vec<u64> {
 
 /// `bench fred N`: for `int3`, the timer interrupt and a growth #PF, the median cycles per
 /// delivery and return through the hardware IDT (`pf-ist`: #PF on its IST stack, the others on
-/// normal gates) and through `fred-sim`, and their ratio, from one run.
+/// normal gates), through `fred-sim`, and, on a CPU with FRED, through real FRED (`fred`),
+/// with their ratios to the IDT, from one run.
 pub(super) fn bench_fred(n: u64) {
     let saved = growth::mode();
-    let mut rows: [(&str, Vec<u64>, Vec<u64>); 3] = Default::default();
-    for (i, mode) in [Mode::PfIst, Mode::FredSim].into_iter().enumerate() {
+    let mut modes = alloc::vec![Mode::PfIst, Mode::FredSim];
+    if fred::available() {
+        modes.push(Mode::Fred);
+    }
+    // Per mode: int3, timer, growth samples.
+    let mut by_mode: Vec<[Vec<u64>; 3]> = Vec::new();
+    for &mode in &modes {
         growth::set_mode(mode);
-        let samples = [
+        by_mode.push([
             int3_round_trips(n),
             timer_round_trips(n.min(200)),
             super::bench::growth_round_trips(mode, n.min(240)),
-        ];
-        for (row, s) in rows.iter_mut().zip(samples) {
-            if i == 0 {
-                row.1 = s;
-            } else {
-                row.2 = s;
-            }
-        }
+        ]);
     }
     growth::set_mode(saved);
     let names = ["int3", "timer", "growth-pf"];
-    for ((_, idt, sim), name) in rows.iter_mut().zip(names) {
-        let (im, ip) = median_p99(idt);
-        let (fm, fp) = median_p99(sim);
-        let r100 = fm * 100 / im.max(1);
+    for (e, name) in names.into_iter().enumerate() {
+        let stats: Vec<(u64, u64, usize)> = by_mode
+            .iter_mut()
+            .map(|m| {
+                let (med, p99) = median_p99(&mut m[e]);
+                (med, p99, m[e].len())
+            })
+            .collect();
+        let ratio = |i: usize| stats[i].0 * 100 / stats[0].0.max(1);
+        let (im, fm) = (stats[0].0, stats[1].0);
         log::info!(
-            "bench fred: {name:<9} idt median {im} (p99 {ip}), fred-sim median {fm} (p99 {fp}) cycles = {}.{:02} x",
-            r100 / 100,
-            r100 % 100
+            "bench fred: {name:<9} idt median {im}, fred-sim median {fm} cycles = {}.{:02} x{}",
+            ratio(1) / 100,
+            ratio(1) % 100,
+            match stats.get(2) {
+                Some(r) => alloc::format!(
+                    "; real FRED median {} = {}.{:02} x",
+                    r.0,
+                    ratio(2) / 100,
+                    ratio(2) % 100
+                ),
+                None => alloc::string::String::new(),
+            }
         );
-        report::emit("bench", |r| {
-            r.str("name", "fred")
-                .str("event", name)
-                .u64("idt_median_cycles", im)
-                .u64("idt_p99_cycles", ip)
-                .u64("idt_samples", idt.len() as u64)
-                .u64("fred_median_cycles", fm)
-                .u64("fred_p99_cycles", fp)
-                .u64("fred_samples", sim.len() as u64)
-                .fmt("ratio", format_args!("{}.{:02}", r100 / 100, r100 % 100))
+        report::emit("bench", |mut r| {
+            r = r.str("name", "fred").str("event", name);
+            for ((label, (med, p99, len)), i) in ["idt", "fred", "real"].iter().zip(&stats).zip(0..)
+            {
+                r = r
+                    .u64(&alloc::format!("{label}_median_cycles"), *med)
+                    .u64(&alloc::format!("{label}_p99_cycles"), *p99)
+                    .u64(&alloc::format!("{label}_samples"), *len as u64);
+                if i > 0 {
+                    let key = if i == 1 { "ratio" } else { "real_ratio" };
+                    r = r.fmt(
+                        key,
+                        format_args!("{}.{:02}", ratio(i) / 100, ratio(i) % 100),
+                    );
+                }
+            }
+            r
         });
     }
 }

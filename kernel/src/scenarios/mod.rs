@@ -12,6 +12,7 @@ pub mod bench;
 pub mod catalogue;
 pub mod df_hazards;
 pub mod edge;
+pub mod fred_compare;
 pub mod fred_sim;
 pub mod hazards;
 pub mod races;

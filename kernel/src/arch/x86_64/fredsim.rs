@@ -37,7 +37,7 @@
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use spin::Once;
-use stacklab_core::event::{Arrival, Event, EventKind, Vector};
+use stacklab_core::event::{Event, EventKind, Vector};
 use stacklab_fred::sim::{self, LevelTable, WithSaveArea};
 use stacklab_fred::{
     CpuState, EventType, FaultProbe, FredConfig, FredMsrs, Outcome, StackLevels, deliver,
@@ -307,6 +307,7 @@ extern "sysv64" fn deliver_entry(idt: &TrapFrame) -> u64 {
         core::ptr::write_volatile(at as *mut Frame, f);
         core::ptr::write_volatile((at - SAVE_AREA) as *mut TrapFrame, view);
     }
+    super::fredcap::record(&f.words, at, del.new_csl);
     CSL.store(del.new_csl, Ordering::Relaxed);
     MAX_CSL.fetch_max(del.new_csl, Ordering::Relaxed);
     if del.event.kind == EventType::ExternalInterrupt && Vector(del.event.vector).is_pic_line() {
@@ -329,17 +330,13 @@ extern "sysv64" fn handle_entry(view: &mut TrapFrame) {
     // this event's until the ERETS below; nothing else writes it (nested events go below the
     // view or to a higher level's stack).
     let mut frame = unsafe { core::ptr::read_volatile(at as *const Frame) };
-    let vector = Vector(frame.vector());
-    let kind =
-        EventKind::from_fred_type(frame.event_type()).unwrap_or(EventKind::HardwareException);
-    let event = Event {
-        vector,
-        kind,
-        error_code: (kind == EventKind::HardwareException && vector.pushes_error_code())
-            .then_some(frame.error_code()),
-        data: view.data,
-        stack: Arrival::FredLevel(CSL.load(Ordering::Relaxed)),
-    };
+    let event = Event::decode_fred(
+        frame.ss_word(),
+        frame.error_code(),
+        view.data,
+        CSL.load(Ordering::Relaxed),
+    );
+    let (vector, kind) = (event.vector, event.kind);
     let run = if kind == EventKind::ExternalInterrupt && vector.is_pic_line() {
         // `deliver_entry` counted it as entered; this closes that window after the EOI.
         pic::acknowledge(vector)

@@ -52,15 +52,11 @@ pub fn emulator() -> Emulator {
     }
 }
 
-/// FRED as the `ready` record and `info` report it: `"available"` when CPUID says the CPU
-/// implements it (leaf 7 subleaf 1, EAX bit 17), else `"absent"`. (Extend here when the
-/// kernel turns FRED on: `"enabled"`.)
+/// FRED as the `ready` record and `info` report it: `"enabled"` while `growth fred` has it on,
+/// `"available"` when CPUID says the CPU implements it (leaf 7 subleaf 1, EAX bit 17), else
+/// `"absent"`.
 pub fn fred_state() -> &'static str {
-    if super::fredsim::fred_available() {
-        "available"
-    } else {
-        "absent"
-    }
+    super::fred::status()
 }
 
 /// Writes bytes to Bochs's port 0xE9 console (Bochs prints them on its standard output).

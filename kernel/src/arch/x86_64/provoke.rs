@@ -99,7 +99,7 @@ pub enum EdgeError {
 /// Checks that `[addr, RSP)` (RSP being the caller's, minus a margin for this check's own
 /// frame) is mapped without a hole: by the [`AddressSpace`] contract it is then free memory of
 /// the running stack, below everything live.
-fn own_free_stack(addr: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
+pub(super) fn own_free_stack(addr: u64, space: &impl AddressSpace) -> Result<(), EdgeError> {
     if !addr.is_multiple_of(8) {
         return Err(EdgeError::Misaligned);
     }

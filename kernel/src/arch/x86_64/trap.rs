@@ -42,11 +42,18 @@ pub(super) extern "sysv64" fn dispatch(frame: &mut TrapFrame) {
         frame.data,
         arrival_of(at),
     );
+    run(&event, frame);
+}
+
+/// Acknowledges a PIC line (a spurious IRQ 7/15 ends here) and calls the registered handler:
+/// the common step of every delivery mechanism that reaches the policy through this module
+/// (the IDT stubs, real FRED).
+pub(super) fn run(event: &Event, frame: &mut TrapFrame) {
     if event.vector.is_pic_line() && !pic::acknowledge(event.vector) {
         return;
     }
     match HANDLER.get() {
-        Some(h) => h(&event, frame),
+        Some(h) => h(event, frame),
         None => {
             use core::fmt::Write;
             let _ = writeln!(
