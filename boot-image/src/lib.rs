@@ -17,6 +17,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod demo;
 pub mod doctor;
 pub mod elf;
 pub mod error;

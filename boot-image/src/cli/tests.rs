@@ -18,7 +18,7 @@ fn err(args: &[&str], kind: ClapKind) -> String {
 #[test]
 fn parses_every_command() {
     assert_eq!(p(&["setup"]).unwrap(), Command::Setup);
-    assert_eq!(p(&["demo"]).unwrap(), Command::Demo);
+    assert_eq!(p(&["demo"]).unwrap(), Command::Demo(DemoArgs::default()));
     assert_eq!(p(&["doctor"]).unwrap(), Command::Doctor);
     assert_eq!(
         p(&["build", "--debug"]).unwrap(),
@@ -246,42 +246,4 @@ fn main_maps_usage_errors_to_exit_2() {
     assert_eq!(main(["nope"].map(OsString::from)), 2);
     assert_eq!(main([]), 2);
     assert_eq!(main(["run", "--memory", "1T"].map(OsString::from)), 2);
-}
-
-mod demo {
-    use super::demo_verdict;
-    use crate::exit::status;
-    use crate::record::Record;
-
-    fn recs(lines: &[&str]) -> Vec<Record> {
-        lines
-            .iter()
-            .map(|l| Record::parse_json(l).expect("a record"))
-            .collect()
-    }
-
-    const GOOD: [&str; 4] = [
-        r#"{"kind":"ready"}"#,
-        r#"{"kind":"result","cmd":"recurse","ok":true}"#,
-        r##"{"kind":"abort","reason":"stack-overflow","via":"#DF"}"##,
-        r#"{"kind":"exit","code":"abort"}"#,
-    ];
-
-    #[test]
-    fn the_demo_must_end_in_the_df_overflow_report_after_only_successes() {
-        assert_eq!(demo_verdict(&recs(&GOOD), status::ABORT), Ok(()));
-        let mut bad = GOOD;
-        bad[1] = r#"{"kind":"result","cmd":"recurse","ok":false}"#;
-        assert!(demo_verdict(&recs(&bad), status::ABORT).is_err());
-        let mut pf = GOOD;
-        pf[2] = r##"{"kind":"abort","reason":"stack-overflow","via":"#PF"}"##;
-        assert!(demo_verdict(&recs(&pf), status::ABORT).is_err());
-        let mut other = GOOD;
-        other[2] = r#"{"kind":"abort","reason":"exception"}"#;
-        assert!(demo_verdict(&recs(&other), status::ABORT).is_err());
-        let mut refused = GOOD;
-        refused[1] = r#"{"kind":"error","cmd":"x","msg":"y"}"#;
-        assert!(demo_verdict(&recs(&refused), status::ABORT).is_err());
-        assert!(demo_verdict(&recs(&GOOD[..2]), status::SUCCESS).is_err());
-    }
 }
