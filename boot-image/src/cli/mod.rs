@@ -56,7 +56,11 @@ pub struct Cli {
 #[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Install what is missing (toolchains, targets, qemu-system-x86, ovmf)
-    Setup,
+    Setup {
+        /// Also Debian's chromium (headless), which the test of the demo's HTML report uses
+        #[arg(long)]
+        with_chromium: bool,
+    },
     /// Build the kernel and its UEFI image (target/stacklab/stacklab-uefi.img)
     Build {
         /// Build the debug kernel
@@ -118,7 +122,7 @@ impl Command {
     /// Runs the command; returns the process exit status.
     pub fn run(self) -> Result<i32, Error> {
         match self {
-            Command::Setup => setup_cmd(),
+            Command::Setup { with_chromium } => setup_cmd(with_chromium),
             Command::Build { debug, kernel } => build_cmd(debug, kernel).map(|_| 0),
             Command::Run(r) => run_cmd(&r),
             Command::Demo(a) => demo_cmd(&a),
@@ -170,9 +174,12 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-fn setup_cmd() -> Result<i32, Error> {
+fn setup_cmd(with_chromium: bool) -> Result<i32, Error> {
     let t = Instant::now();
     setup::setup()?;
+    if with_chromium {
+        setup::setup_chromium()?;
+    }
     note(&format!("setup done in {}", secs(t.elapsed())));
     Ok(0)
 }

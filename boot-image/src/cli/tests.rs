@@ -17,7 +17,18 @@ fn err(args: &[&str], kind: ClapKind) -> String {
 
 #[test]
 fn parses_every_command() {
-    assert_eq!(p(&["setup"]).unwrap(), Command::Setup);
+    assert_eq!(
+        p(&["setup"]).unwrap(),
+        Command::Setup {
+            with_chromium: false
+        }
+    );
+    assert_eq!(
+        p(&["setup", "--with-chromium"]).unwrap(),
+        Command::Setup {
+            with_chromium: true
+        }
+    );
     assert_eq!(p(&["demo"]).unwrap(), Command::Demo(DemoArgs::default()));
     assert_eq!(p(&["doctor"]).unwrap(), Command::Doctor);
     assert_eq!(

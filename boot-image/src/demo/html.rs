@@ -26,8 +26,8 @@ pub fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font:14px/1.4 sans-serif;margin:24px;color:#222}\
 table.m{border-collapse:collapse}table.m td,table.m th{border:1px solid #bbb;padding:4px 6px;vertical-align:top}\
-td.completed{background:#d9f2d9}td.aborted{background:#fde2c8}td.detected{background:#fff3b0}\
-td.refused{background:#dde7f7}td.hang{background:#f4c7c7}td.failed{background:#f4c7c7}\
+.completed{background:#d9f2d9}.aborted{background:#fde2c8}.detected{background:#fff3b0}\
+.refused{background:#dde7f7}.hang{background:#f4c7c7}.failed{background:#f4c7c7}\
 td.mismatch{outline:3px solid #c00;outline-offset:-3px}.cost{color:#555;font-size:12px}\
 .ax{font:10px sans-serif}.charts{display:flex;flex-wrap:wrap;gap:12px}\
 .reports{display:flex;flex-wrap:wrap;gap:12px}.reports pre{background:#f6f6f6;padding:8px;font-size:11px;\
@@ -79,8 +79,16 @@ fn fatal_html(out: &mut String, r: &CellResult) {
     }
     if !f.backtrace.is_empty() {
         text += "backtrace:\n";
-        for (i, (a, name)) in f.backtrace.iter().enumerate() {
-            let _ = writeln!(text, "  #{i} {a:#x} {}", name.as_deref().unwrap_or("?"));
+        // A recursion repeats one frame many times: one line per run of equal frames.
+        let mut i = 0;
+        for run in f.backtrace.chunk_by(|a, b| a == b) {
+            let (a, name) = &run[0];
+            let name = name.as_deref().unwrap_or("?");
+            match run.len() {
+                1 => _ = writeln!(text, "  #{i} {a:#x} {name}"),
+                n => _ = writeln!(text, "  #{i}..#{} {a:#x} {name} (x{n})", i + n - 1),
+            }
+            i += run.len();
         }
     }
     let _ = write!(out, "<pre>{}</pre>", escape(&text));

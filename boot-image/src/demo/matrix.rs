@@ -137,7 +137,7 @@ pub(crate) mod tests {
         };
         let abort = r(&[
             r#"{"kind":"ready","tsc_hz":1000000000}"#,
-            r##"{"kind":"abort","reason":"stack-overflow","via":"#DF","thread":"<deep>","rip":"0x10"}"##,
+            r##"{"kind":"abort","reason":"stack-overflow","via":"#DF","thread":"<deep>","rip":"0x10","backtrace":["0x20","0x20","0x30"]}"##,
         ]);
         let ok = r(&[
             r#"{"kind":"ready","tsc_hz":1000000000}"#,

@@ -15,6 +15,7 @@
 //! # Ok::<(), boot_image::Error>(())
 //! ```
 
+pub mod browser;
 pub mod catalogue;
 pub mod cell;
 mod html;
