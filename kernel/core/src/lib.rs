@@ -8,6 +8,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod catalogue;
 pub mod cmdline;
 pub mod cmdspec;
 pub mod event;

@@ -79,6 +79,8 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::edge::COMMANDS,
     scenarios::bench::COMMANDS,
     scenarios::fred_sim::COMMANDS,
+    scenarios::catalogue::COMMANDS,
+    scenarios::df_hazards::COMMANDS,
 ];
 
 /// Every command, in `help` order.

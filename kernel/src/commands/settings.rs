@@ -25,8 +25,8 @@ pub const COMMANDS: &[Command] = &[
     ),
     command!(
         "growth",
-        "MODE:abort|pf-ist|pf-ist-naive|df-recover|fred-sim",
-        "how an overflow of a growable stack becomes growth (abort: it does not)",
+        "MODE:abort|pf-ist|pf-ist-naive|df-recover|fred-sim|ensure",
+        "how an overflow of a growable stack becomes growth (abort: it does not; ensure: only ensure_stack() before a deep path)",
         "growth pf-ist",
         growth_cmd
     ),

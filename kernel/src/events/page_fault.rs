@@ -35,7 +35,7 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
         // happen on purpose, and its scenario detects the damage itself.)
         report::ist_reentered(frame, cr2);
     }
-    let verdict = if growth::mode() == Mode::Abort {
+    let verdict = if !growth::mode().grows_on_fault() {
         Verdict::Overflow
     } else {
         judge_pf(

@@ -29,16 +29,21 @@ pub enum Mode {
     /// Every event delivered FRED-style in software (`crate::fredsim`): #PF on its stack level
     /// (1 by default), growth by the same #PF handler.
     FredSim,
+    /// No fault-driven growth (the IDT of `Abort`): a growable stack gets pages only from
+    /// `ensure_stack`, which scenarios call before their deep part when this mode is on
+    /// ([`Mode::ensures`]). An overflow the scenario did not announce is the #DF report.
+    Ensure,
 }
 
 impl Mode {
     /// Every mode, in `Mode as u8` order.
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 6] = [
         Mode::Abort,
         Mode::PfIst,
         Mode::PfIstNaive,
         Mode::DfRecover,
         Mode::FredSim,
+        Mode::Ensure,
     ];
 
     /// The mode a `growth` argument names.
@@ -54,7 +59,18 @@ impl Mode {
             Mode::PfIstNaive => "pf-ist-naive",
             Mode::DfRecover => "df-recover",
             Mode::FredSim => "fred-sim",
+            Mode::Ensure => "ensure",
         }
+    }
+
+    /// Whether a fault may grow a stack in this mode.
+    pub fn grows_on_fault(self) -> bool {
+        !matches!(self, Mode::Abort | Mode::Ensure)
+    }
+
+    /// Whether scenarios call `ensure_stack` before their deep part.
+    pub fn ensures(self) -> bool {
+        self == Mode::Ensure
     }
 }
 
@@ -65,7 +81,7 @@ pub fn set_mode(m: Mode) {
     MODE.store(m as u8, Ordering::Relaxed);
     match m {
         Mode::PfIst | Mode::PfIstNaive => idt::load(PfDelivery::Ist),
-        Mode::Abort | Mode::DfRecover => idt::load(PfDelivery::Gate),
+        Mode::Abort | Mode::DfRecover | Mode::Ensure => idt::load(PfDelivery::Gate),
         Mode::FredSim => crate::fredsim::enable(),
     }
 }

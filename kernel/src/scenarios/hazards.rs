@@ -5,9 +5,9 @@
 use core::hint::black_box;
 use stacklab_core::cmdline::ArgError;
 
-use super::recursion::{byte, expected, mix, recurse};
+use super::recursion::{byte, expected, mix, recurse, stack_need};
 use super::threads::frame_arg;
-use super::{fail, growth_fields, policy, run_thread};
+use super::{ENSURE_REFUSED, ensure_ahead, fail, growth_fields, policy, refused_field, run_thread};
 use crate::arch::x86_64::{cpu, pic, provoke};
 use crate::commands::{Call, Command, command};
 use crate::events::inject::{self, Injection};
@@ -163,8 +163,7 @@ fn ensure_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let Some(frame) = frame_arg(c, 1) else {
         return Ok(());
     };
-    // Bytes per level: the buffer plus about 64 bytes of frame overhead, plus a margin.
-    let need = (depth + 1) * (frame + 64) + 1024;
+    let need = stack_need(depth, frame);
     let Some((j, _)) = run_thread("ensure", policy(), move || {
         match stacks::ensure(cpu::rsp(), need) {
             Ok(_) => recurse(depth, frame, 0).unwrap_or(0),
@@ -285,10 +284,15 @@ fn reclaim_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     };
     let used0 = stacks::extra_used();
     let Some((j, _)) = run_thread("reclaim", policy(), move || {
-        if mode == ReclaimMode::Ensure
-            && stacks::ensure(cpu::rsp(), (levels + 1) * RECLAIM_LEVEL_BYTES).is_err()
-        {
-            return u64::MAX - 1;
+        // Under growth mode `ensure`, the plain chain asks for its stack first too.
+        let need = (levels + 1) * RECLAIM_LEVEL_BYTES;
+        let refused = match mode {
+            ReclaimMode::Ensure => stacks::ensure(cpu::rsp(), need).is_err(),
+            ReclaimMode::Plain => !ensure_ahead(need),
+            ReclaimMode::Extra => false,
+        };
+        if refused {
+            return ENSURE_REFUSED;
         }
         alloc_page(0, levels, mode).unwrap_or(u64::MAX)
     }) else {
@@ -297,7 +301,7 @@ fn reclaim_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let want = reclaim_expected(levels);
     let outcome = match j.result {
         v if v == u64::MAX => "pool-empty-error",
-        v if v == u64::MAX - 1 => "ensure-refused",
+        ENSURE_REFUSED => "ensure-refused",
         v if v == want => "completed",
         _ => "wrong-result",
     };
@@ -309,7 +313,8 @@ fn reclaim_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     );
     report::result(|r| {
         growth_fields(
-            r.bool("ok", ok)
+            refused_field(r, outcome == "ensure-refused")
+                .bool("ok", ok)
                 .u64("levels", levels)
                 .str("outcome", outcome)
                 .u64("extra_stacks", extra)

@@ -1,13 +1,16 @@
 //! Scenarios the command line runs, one file per theme, each with its `COMMANDS` rows:
 //! [`basic`] CPU events and the boot stack, [`threads`] stacks of threads and the recursion
 //! kit, [`hazards`] the growth paths' hazards, [`bench`] the benchmarks,
-//! [`fred_sim`] the `fred-sim` mode's commands.
+//! [`fred_sim`] the `fred-sim` mode's commands, [`catalogue`] the hazard catalogue and
+//! [`df_hazards`] the catalogue's own hazard scenarios.
 //!
 //! Every scenario computes a result that a closed form or an independent count checks, and
 //! writes it with `report::result`; a wrong result marks the run failed.
 
 pub mod basic;
 pub mod bench;
+pub mod catalogue;
+pub mod df_hazards;
 pub mod edge;
 pub mod fred_sim;
 pub mod hazards;
@@ -33,6 +36,22 @@ pub fn policy() -> Policy {
 /// Sets the policy for threads spawned from now on.
 pub fn set_policy(p: Policy) {
     cpu::without_interrupts(|| *POLICY.lock() = p);
+}
+
+/// Under growth mode `ensure` (no fault-driven growth), a scenario calls this at the start of
+/// its deep part with the bytes that part needs below the caller's RSP: `ensure_stack` maps
+/// them ahead. `false` if it refused (the policy's maximum is too small), in which case the
+/// scenario reports `refused` instead of running the deep part. In other modes it does nothing.
+fn ensure_ahead(bytes: u64) -> bool {
+    !crate::growth::mode().ensures() || crate::stacks::ensure(cpu::rsp(), bytes).is_ok()
+}
+
+/// What a scenario's thread returns when [`ensure_ahead`] refused.
+const ENSURE_REFUSED: u64 = u64::MAX - 1;
+
+/// Adds `refused: true` to a record when the scenario refused cleanly.
+fn refused_field<'a>(r: Record<'a, String>, refused: bool) -> Record<'a, String> {
+    if refused { r.bool("refused", true) } else { r }
 }
 
 /// Marks the run failed (a wrong result).

@@ -40,6 +40,12 @@ fn rec<const N: usize>(depth: u64, spin_ms: u64) -> u64 {
     mix(below, sum)
 }
 
+/// Stack bytes `recurse(depth, frame)` needs below its caller: the buffer plus about 64 bytes
+/// of frame overhead per level, plus a margin (what `ensure_stack` is asked for).
+pub fn stack_need(depth: u64, frame: u64) -> u64 {
+    (depth + 1) * (frame + 64) + 1024
+}
+
 /// The value `rec::<N>(depth)` must return, computed without recursion.
 pub fn expected(depth: u64, frame: u64) -> u64 {
     let mut acc = 0;

@@ -5,8 +5,8 @@ use alloc::vec::Vec;
 use stacklab_core::cmdline::ArgError;
 use stacklab_core::stack_layout::{HISTOGRAM_LABELS, Policy};
 
-use super::recursion::{FRAME_SIZES, expected, recurse};
-use super::{fail, growth_fields, policy, run_thread};
+use super::recursion::{FRAME_SIZES, expected, recurse, stack_need};
+use super::{ENSURE_REFUSED, ensure_ahead, fail, growth_fields, policy, refused_field, run_thread};
 use crate::arch::x86_64::{cpu, pic, provoke};
 use crate::commands::{Call, Command, command};
 use crate::mem::stackmap::KernelSpace;
@@ -75,13 +75,17 @@ fn recurse_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
 fn recurse_on(policy: Policy, depth: u64, frame: u64) {
     let start = cpu::rdtsc();
     let Some((j, tid)) = run_thread("recurse", policy, move || {
+        if !ensure_ahead(stack_need(depth, frame)) {
+            return ENSURE_REFUSED;
+        }
         recurse(depth, frame, 0).unwrap_or(0)
     }) else {
         return;
     };
     let cycles = cpu::rdtsc() - start;
     let want = expected(depth, frame);
-    let ok = j.result == want;
+    let refused = j.result == ENSURE_REFUSED;
+    let ok = refused || j.result == want;
     let grows = matches!(policy, Policy::Grow { .. });
     log::info!(
         "recurse: depth {depth} x {frame} B frames on {policy}: result {:#x} ({}), high-water {} B, {} pages, {} us",
@@ -100,7 +104,7 @@ fn recurse_on(policy: Policy, depth: u64, frame: u64) {
         );
     }
     report::result(|r| {
-        let r = r
+        let r = refused_field(r, refused)
             .bool("ok", ok)
             .fmt("policy", format_args!("{policy}"))
             .u64("depth", depth)

@@ -1,0 +1,6 @@
+//! The hazard catalogue's own scenarios (see `catalogue`).
+
+use crate::commands::Command;
+
+/// The commands of this file.
+pub const COMMANDS: &[Command] = &[];
