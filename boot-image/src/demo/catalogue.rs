@@ -3,6 +3,8 @@
 //! outcomes in the catalogue's vocabulary, no name twice), and narrowed by `--only` and
 //! `--policy`.
 
+use stacklab_core::catalogue as vocab;
+
 use crate::record::Record;
 
 /// One stack policy: a column of the matrix.
@@ -40,19 +42,11 @@ pub struct Catalogue {
     pub hazards: Vec<Hazard>,
 }
 
-/// Whether `outcome` is a word of the catalogue's outcome vocabulary: `ok`, `refused`,
-/// `hang`, `triple-fault`, `abort:<reason>`, `detected:<what>`.
+/// Whether `outcome` is a word of the catalogue's outcome vocabulary
+/// (`stacklab_core::catalogue::Outcome`: `ok`, `refused`, `hang`, `triple-fault`,
+/// `abort:<reason>`, `detected:<what>`).
 pub fn valid_outcome(outcome: &str) -> bool {
-    match outcome.split_once(':') {
-        None => matches!(outcome, "ok" | "refused" | "hang" | "triple-fault"),
-        Some((kind, what)) => {
-            matches!(kind, "abort" | "detected")
-                && !what.is_empty()
-                && what
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '#'))
-        }
-    }
+    vocab::Outcome::parse(outcome).is_ok()
 }
 
 fn field(r: &Record, key: &str) -> Result<String, String> {
@@ -81,13 +75,13 @@ impl Catalogue {
                     let list = r.get("expect").and_then(|v| v.as_array());
                     for e in list.into_iter().flatten() {
                         let s = e.as_str().unwrap_or_default();
-                        let (p, o) = s.split_once('=').ok_or_else(|| {
+                        let x = vocab::Expect::parse(s).map_err(|err| {
                             format!(
-                                "hazard '{}': expectation '{s}' is not POLICY=OUTCOME",
+                                "hazard '{}': expectation '{s}': {err}",
                                 field(r, "name").unwrap_or_default()
                             )
                         })?;
-                        expect.push((p.to_string(), o.to_string()));
+                        expect.push((x.policy.to_string(), x.outcome.to_string()));
                     }
                     c.hazards.push(Hazard {
                         name: field(r, "name")?,
@@ -96,6 +90,12 @@ impl Catalogue {
                         story: r.str("story").unwrap_or_default().to_string(),
                         expect,
                     });
+                }
+                "result" if r.str("cmd") == Some("catalogue") && r.bool("ok") != Some(true) => {
+                    return Err(format!(
+                        "the kernel found problems in its catalogue: {}",
+                        r.to_json_line()
+                    ));
                 }
                 _ => {}
             }
@@ -241,11 +241,11 @@ pub(crate) mod tests {
         };
         assert!(
             bad(r#"{"kind":"hazard","name":"x","run":"r","expect":["nope=ok"]}"#)
-                .contains("unknown policy 'nope'")
+                .contains("'nope=ok': unknown policy")
         );
         assert!(
             bad(r#"{"kind":"hazard","name":"x","run":"r","expect":["pf-ist=fine"]}"#)
-                .contains("'fine' is not an outcome")
+                .contains("'pf-ist=fine': unknown outcome")
         );
         assert!(
             bad(r#"{"kind":"hazard","name":"x","run":"r","expect":["pf-ist"]}"#)
@@ -257,6 +257,18 @@ pub(crate) mod tests {
             Catalogue::from_records(&[])
                 .unwrap_err()
                 .contains("0 policies")
+        );
+        let mut r = records();
+        r.push(
+            Record::parse_json(
+                r#"{"kind":"result","cmd":"catalogue","ok":false,"problems":["x"]}"#,
+            )
+            .unwrap(),
+        );
+        assert!(
+            Catalogue::from_records(&r)
+                .unwrap_err()
+                .contains("problems")
         );
     }
 
@@ -272,7 +284,7 @@ pub(crate) mod tests {
         ] {
             assert!(valid_outcome(o), "{o}");
         }
-        for o in ["", "abort:", "crash", "detected:a b", "ok:x"] {
+        for o in ["", "abort:", "crash", "detected:a b", "ok:x", "abort:Stack"] {
             assert!(!valid_outcome(o), "{o}");
         }
     }

@@ -47,7 +47,8 @@ fn sx(x: f64, max: f64) -> f64 {
 }
 
 fn sy(y: f64, max: f64) -> f64 {
-    (H - BOTTOM) - (H - BOTTOM - 20.0) * if max > 0.0 { y / max } else { 0.0 }
+    // 32 px above the tallest value: room for the axis label and a bar's value.
+    (H - BOTTOM) - (H - BOTTOM - 32.0) * if max > 0.0 { y / max } else { 0.0 }
 }
 
 /// Stack pages mapped per thread (stack slot) over time: a step line per slot, time in
