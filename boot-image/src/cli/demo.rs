@@ -182,7 +182,7 @@ fn narrate(h: &Harness, cfg: &DemoConfig, cat: &Catalogue) -> Result<Vec<CellRes
             cat.hazards.len(),
             hz.title,
             hz.name,
-            hz.story,
+            wrap(&hz.story, 88, "  "),
             hz.run
         )?;
         let one = Catalogue {
@@ -192,7 +192,7 @@ fn narrate(h: &Harness, cfg: &DemoConfig, cat: &Catalogue) -> Result<Vec<CellRes
         let rows = demo::run_cells(h, cfg, demo::cells(&one), &mut |_, _| {})?;
         for r in &rows {
             say!(
-                "  {:<12} {}   {}",
+                "  {:<12} {:<21} {}",
                 r.cell.policy,
                 crate::demo::cell::category(&r.outcome),
                 demo_cell_line(r)
@@ -217,4 +217,41 @@ fn demo_cell_line(r: &CellResult) -> String {
         crate::demo::matrix_outcome(r),
         crate::demo::matrix_cost(r)
     )
+}
+
+/// `text` in lines of at most `width` characters (longer words stay whole), each indented.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > width {
+            lines.push(format!("{indent}{line}"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(format!("{indent}{line}"));
+    }
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn stories_are_wrapped_for_a_terminal() {
+        let w = wrap("one two three four five six", 12, "  ");
+        assert_eq!(w, "  one two\n  three four\n  five six");
+        assert!(w.lines().all(|l| l.len() <= 12));
+        assert_eq!(
+            wrap("averyveryverylongword x", 8, ""),
+            "averyveryverylongword\nx"
+        );
+        assert_eq!(wrap("", 8, "  "), "");
+    }
 }
