@@ -43,6 +43,10 @@ pub struct DemoArgs {
     /// Per-boot timeout in seconds (a cell that hangs takes this long)
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// Testing the checker: document a wrong outcome for the cell HAZARD/POLICY, which must
+    /// then be reported as a mismatch
+    #[arg(long, value_name = "HAZARD/POLICY", hide = true)]
+    pub plant: Option<String>,
 }
 
 impl Default for DemoArgs {
@@ -57,6 +61,7 @@ impl Default for DemoArgs {
             jobs: None,
             accel: AccelChoice::Auto,
             timeout: 60,
+            plant: None,
         }
     }
 }
@@ -82,7 +87,11 @@ pub fn demo_cmd(a: &DemoArgs) -> Result<i32, Error> {
         ..DemoConfig::default()
     };
     note("reading the kernel's catalogue (one boot)");
-    let cat = demo::load_catalogue(&h, &cfg)?;
+    let mut cat = demo::load_catalogue(&h, &cfg)?;
+    if let Some(cell) = &a.plant {
+        demo::plant(&mut cat, cell).map_err(Error::usage)?;
+        note(&format!("planted a wrong expectation for {cell}"));
+    }
     let total = cat.hazards.len() * cat.policies.len();
     note(&format!(
         "{} hazards x {} policies = {total} cells, {} at a time, timeout {} s each",

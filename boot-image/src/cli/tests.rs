@@ -30,6 +30,37 @@ fn parses_every_command() {
         }
     );
     assert_eq!(p(&["demo"]).unwrap(), Command::Demo(DemoArgs::default()));
+    let all = [
+        "demo",
+        "--only",
+        "a,b",
+        "--policy",
+        "pf-ist",
+        "--narrate",
+        "--json",
+        "f.json",
+        "--no-build",
+        "--jobs",
+        "3",
+        "--accel",
+        "tcg",
+        "--timeout",
+        "9",
+    ];
+    assert_eq!(
+        p(&all).unwrap(),
+        Command::Demo(DemoArgs {
+            only: Some(vec!["a".into(), "b".into()]),
+            policy: Some(vec!["pf-ist".into()]),
+            narrate: true,
+            json: Some("f.json".into()),
+            no_build: true,
+            jobs: Some(3),
+            accel: crate::qemu::AccelChoice::Tcg,
+            timeout: 9,
+            plant: None,
+        })
+    );
     assert_eq!(p(&["doctor"]).unwrap(), Command::Doctor);
     assert_eq!(
         p(&["build", "--debug"]).unwrap(),

@@ -273,6 +273,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_planted_expectation_is_wrong() {
+        let mut c = Catalogue::from_records(&records()).unwrap();
+        super::super::plant(&mut c, "deep-recursion/pf-ist").unwrap();
+        assert_eq!(
+            c.hazard("deep-recursion").unwrap().expected("pf-ist"),
+            Some("hang")
+        );
+        assert_eq!(
+            c.hazard("deep-recursion").unwrap().expected("fixed-16k"),
+            Some("abort:stack-overflow")
+        );
+        super::super::plant(&mut c, "deep-recursion/pf-ist").unwrap();
+        assert_eq!(
+            c.hazard("deep-recursion").unwrap().expected("pf-ist"),
+            Some("ok")
+        );
+        assert!(super::super::plant(&mut c, "x/pf-ist").is_err());
+        assert!(super::super::plant(&mut c, "deep-recursion/x").is_err());
+        assert!(super::super::plant(&mut c, "deep-recursion").is_err());
+    }
+
+    #[test]
     fn vocabulary() {
         for o in [
             "ok",

@@ -91,6 +91,30 @@ pub fn load_catalogue(h: &Harness, cfg: &DemoConfig) -> Result<Catalogue, Error>
         .map_err(Error::usage)
 }
 
+/// Testing the checker: replaces the documented outcome of the cell `HAZARD/POLICY` with a
+/// wrong one (`hang`, or `ok` where `hang` was documented), so that cell must mismatch.
+pub fn plant(cat: &mut Catalogue, cell: &str) -> Result<(), String> {
+    let (h, p) = cell
+        .split_once('/')
+        .ok_or_else(|| format!("'{cell}' is not HAZARD/POLICY"))?;
+    if cat.policy(p).is_none() {
+        return Err(format!("no policy '{p}' in the catalogue"));
+    }
+    let hazard = cat
+        .hazards
+        .iter_mut()
+        .find(|x| x.name == h)
+        .ok_or_else(|| format!("no hazard '{h}' in the catalogue"))?;
+    let wrong = if hazard.expected(p) == Some("hang") {
+        "ok"
+    } else {
+        "hang"
+    };
+    hazard.expect.retain(|(x, _)| x != p);
+    hazard.expect.push((p.to_string(), wrong.to_string()));
+    Ok(())
+}
+
 /// Every cell of the catalogue: hazards in order, each under every policy.
 pub fn cells(cat: &Catalogue) -> Vec<Cell> {
     cat.hazards
