@@ -16,15 +16,27 @@ pub enum Injection {
     /// The next stack-growth #PF handled on the #PF IST stack touches an unmapped address
     /// before growing, so a #PF arrives on that IST stack from code running on it.
     FaultOnPfIst,
+    /// The next #PF in the first half of the demand area, first thing in its handler (before
+    /// the policy uses the event's address): a read of a second demand page, so a nested #PF
+    /// overwrites CR2 (`cr2-nested`).
+    FaultAtPfEntry,
+    /// The same point: an NMI-like event (`int 2`) whose handler reads a second demand page,
+    /// so a #PF arrives from the NMI handler while the first #PF is being handled
+    /// (`nmi-in-pf`).
+    NmiAtPfEntry,
 }
 
 static NESTED_DEMAND_FAULT: AtomicBool = AtomicBool::new(false);
 static FAULT_ON_PF_IST: AtomicBool = AtomicBool::new(false);
+static FAULT_AT_PF_ENTRY: AtomicBool = AtomicBool::new(false);
+static NMI_AT_PF_ENTRY: AtomicBool = AtomicBool::new(false);
 
 fn flag(i: Injection) -> &'static AtomicBool {
     match i {
         Injection::NestedDemandFault => &NESTED_DEMAND_FAULT,
         Injection::FaultOnPfIst => &FAULT_ON_PF_IST,
+        Injection::FaultAtPfEntry => &FAULT_AT_PF_ENTRY,
+        Injection::NmiAtPfEntry => &NMI_AT_PF_ENTRY,
     }
 }
 
@@ -32,6 +44,48 @@ fn flag(i: Injection) -> &'static AtomicBool {
 /// address space), from the #PF handler on its IST stack.
 pub fn fault_on_pf_ist() {
     let _ = crate::mem::probe_read(0x1000);
+}
+
+/// The event data of the #PF that ran [`Injection::FaultAtPfEntry`], and CR2 read right after
+/// the nested fault.
+static AT_ENTRY_CR2: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+/// The demand address the NMI handler reads under [`Injection::NmiAtPfEntry`] (0: none).
+static NMI_TOUCH: AtomicU64 = AtomicU64::new(0);
+
+/// What [`Injection::FaultAtPfEntry`] saw: the outer #PF's event data (CR2 captured at its
+/// delivery) and the CR2 register right after the nested #PF.
+pub fn at_entry_cr2() -> (u64, u64) {
+    (
+        AT_ENTRY_CR2[0].load(Ordering::Relaxed),
+        AT_ENTRY_CR2[1].load(Ordering::Relaxed),
+    )
+}
+
+/// The injection point at the entry of the #PF policy, for a fault at `cr2` (event data):
+/// [`Injection::FaultAtPfEntry`] and [`Injection::NmiAtPfEntry`], for faults in the first half
+/// of the demand area; each touches the same offset in the second half.
+pub fn at_pf_entry(cr2: u64) {
+    if !lazy::contains(cr2) || cr2 >= lazy::BASE + lazy::SIZE / 2 {
+        return;
+    }
+    let shadow = cr2 + lazy::SIZE / 2;
+    if take(Injection::FaultAtPfEntry) {
+        AT_ENTRY_CR2[0].store(cr2, Ordering::Relaxed);
+        let _ = lazy::read(shadow);
+        AT_ENTRY_CR2[1].store(crate::arch::x86_64::cpu::cr2(), Ordering::Relaxed);
+    }
+    if take(Injection::NmiAtPfEntry) {
+        NMI_TOUCH.store(shadow, Ordering::Relaxed);
+        crate::arch::x86_64::provoke::nmi_like();
+    }
+}
+
+/// Run by the NMI handler: the read [`Injection::NmiAtPfEntry`] asked for, if any.
+pub fn in_nmi() {
+    let addr = NMI_TOUCH.swap(0, Ordering::Relaxed);
+    if addr != 0 {
+        let _ = lazy::read(addr);
+    }
 }
 
 /// Arms `i` for its next occasion.

@@ -3,9 +3,10 @@
 //! `arch::x86_64::trap` decodes what the CPU delivered into a `stacklab_core::event::Event`
 //! and calls [`handle`], registered at boot. A second delivery mechanism (a simulated
 //! FRED-style delivery) produces the same event and calls the same function, so the policy
-//! below is written once: breakpoints return; the timer drives the scheduler; #PF may be
-//! stack growth, an overflow, a demand fault or fatal; #DF is an overflow report, or under
-//! `df-recover` experimental growth; anything else is fatal with a full report.
+//! below is written once: breakpoints return; the timer drives the scheduler; an NMI is
+//! counted; #PF may be stack growth, an overflow, a demand fault or fatal; #DF is an overflow
+//! report, or under `df-recover` experimental growth; anything else is fatal with a full
+//! report.
 
 mod double_fault;
 pub mod inject;
@@ -22,6 +23,18 @@ pub use report::fatal;
 
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
 static LAST_BREAKPOINT_RIP: AtomicU64 = AtomicU64::new(0);
+static NMIS: AtomicU64 = AtomicU64::new(0);
+
+/// NMI (a real one, or `int 2`): counted; runs what an injection asked of an NMI handler.
+fn nmi() {
+    NMIS.fetch_add(1, Ordering::Relaxed);
+    inject::in_nmi();
+}
+
+/// NMIs handled since boot.
+pub fn nmis() -> u64 {
+    NMIS.load(Ordering::Relaxed)
+}
 
 /// The kernel's one event handler (see the module docs).
 pub fn handle(event: &Event, frame: &mut TrapFrame) {
@@ -30,6 +43,7 @@ pub fn handle(event: &Event, frame: &mut TrapFrame) {
         (EventKind::HardwareException, Vector::PAGE_FAULT) => page_fault::handle(event, frame),
         (EventKind::HardwareException, Vector::DOUBLE_FAULT) => double_fault::handle(event, frame),
         (EventKind::ExternalInterrupt, Vector::TIMER) => crate::thread::on_tick(),
+        (EventKind::Nmi, _) => nmi(),
         // Other PIC lines are masked; a stray one was acknowledged by the arch layer.
         (EventKind::ExternalInterrupt, _) => {}
         _ => fatal(frame, event.data),

@@ -9,6 +9,8 @@
 //! CR2 is the event data the entry stub captured at delivery (`Event::data`), not the CR2
 //! register now: a nested fault may have overwritten the register since.
 
+use core::sync::atomic::AtomicBool;
+use core::sync::atomic::Ordering::Relaxed;
 use stacklab_core::event::{Arrival, Event};
 use stacklab_core::growth_rules::{Fault, Verdict, judge_pf, moved_frame_at, room_to_move};
 
@@ -26,15 +28,19 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
     let t0 = cpu::rdtsc();
     let cr2 = event.data;
     let on_ist = matches!(event.stack, Arrival::Ist(_));
-    if on_ist
-        && growth::mode() != Mode::PfIstNaive
-        && gdt::ist_area(Ist::PageFault).contains(&frame.rsp)
-    {
-        // The fault came from code running on the #PF IST stack itself: the CPU rewound the
-        // stack to its top and wrote this frame over the outer one. (`pf-ist-naive` lets this
-        // happen on purpose, and its scenario detects the damage itself.)
-        report::ist_reentered(frame, cr2);
-    }
+    // While a #PF is handled on the IST stack, another #PF on it rewinds the stack to its top
+    // and writes its frame over the outer one: from code running on that stack, or from an
+    // NMI handler (its own IST stack) that interrupted the handler. (`pf-ist-naive` lets this
+    // happen on purpose, and its scenario detects the damage itself.)
+    let _busy = if on_ist && growth::mode() != Mode::PfIstNaive {
+        if gdt::ist_area(Ist::PageFault).contains(&frame.rsp) || PF_IST_BUSY.swap(true, Relaxed) {
+            report::ist_reentered(frame, cr2);
+        }
+        Some(IstBusy)
+    } else {
+        None
+    };
+    inject::at_pf_entry(cr2);
     let verdict = if !growth::mode().grows_on_fault() {
         Verdict::Overflow
     } else {
@@ -75,11 +81,26 @@ pub(super) fn handle(event: &Event, frame: &mut TrapFrame) {
     }
     if on_ist && growth::mode() == Mode::PfIst {
         make_room_to_move(frame, t0);
+        // From here the fault is handled on the interrupted stack (the move does not return).
+        drop(_busy);
         if !entry::continue_on_interrupted_stack(frame, &KernelSpace, ordinary_moved) {
             report::fatal(frame, cr2);
         }
     }
     ordinary(frame, cr2)
+}
+
+/// Whether a #PF is being handled on the #PF IST stack.
+static PF_IST_BUSY: AtomicBool = AtomicBool::new(false);
+
+/// Marks the #PF IST stack in use until dropped (every way out of the handler that returns
+/// through the IST frame; a move to the interrupted stack drops it first).
+struct IstBusy;
+
+impl Drop for IstBusy {
+    fn drop(&mut self) {
+        PF_IST_BUSY.store(false, Relaxed);
+    }
 }
 
 /// Before an ordinary #PF moves off the IST stack onto the interrupted one: if the copy would

@@ -37,12 +37,13 @@ pub(super) fn clobbered_frame(cr2: u64, c: Clobbered) -> ! {
     report::exit_fatal(ExitCode::Abort)
 }
 
-/// A #PF arrived on the #PF IST stack from code that was running on it: the outer frame is
-/// gone (the CPU rewound the stack to its top).
+/// A #PF arrived on the #PF IST stack while a #PF was being handled there (from code running
+/// on it, or from an NMI handler that interrupted it): the outer frame is gone (the CPU
+/// rewound the stack to its top).
 pub(super) fn ist_reentered(frame: &TrapFrame, cr2: u64) -> ! {
     let _ = writeln!(
         serial::emergency(),
-        "BUG: #PF at {cr2:#x} taken on the #PF IST stack itself (RSP {:#x}): the outer frame was overwritten",
+        "BUG: #PF at {cr2:#x} taken while the #PF IST stack was in use (interrupted RSP {:#x}): the outer frame was overwritten",
         frame.rsp
     );
     report::emit_fatal("abort", |r| {

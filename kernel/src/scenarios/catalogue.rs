@@ -203,6 +203,178 @@ pub const HAZARDS: &[Hazard] = &[
             "fred-l0=abort:stack-overflow",
         ]
     ),
+    hazard!(
+        "cr2-overwritten",
+        "cr2-nested",
+        "a nested #PF overwrites CR2 before the first #PF handler has used it",
+        "A write to a demand-paged address faults and the CPU puts the address in CR2. Before \
+         the handler uses it, the handler itself touches another unmapped address: the nested \
+         #PF writes its own address into CR2 (the SDM: a later page fault replaces the earlier \
+         address). A handler that read CR2 late would map the wrong page and fault forever. \
+         The entry stubs copy CR2 before pushing anything and clear it (FRED's event data does \
+         the same in hardware), so the outer handler maps the right page. On the #PF IST stack \
+         (pf-ist) the nested #PF rewinds the stack over the handler that is still running: the \
+         kernel detects the re-entry and stops, because the outer frame is already gone.",
+        [
+            "fixed-16k=ok",
+            "fixed-32k=ok",
+            "pf-ist=abort:ist-reentered",
+            "df-recover=ok",
+            "ensure=ok",
+            "fred-l1=ok",
+            "fred-l0=ok",
+        ]
+    ),
+    hazard!(
+        "df-not-overflow",
+        "df-contributory",
+        "a #DF caused by a stack-segment fault during the delivery of another (non-canonical RSP)",
+        "RSP is loaded with a non-canonical address and the next push raises #SS, a \
+         contributory exception. Delivering #SS on its gate pushes through the same RSP and \
+         raises #SS again; a contributory exception during the delivery of another is a #DF \
+         (SDM Table 6-5). #DF has its own IST stack, so it is delivered. Its handler finds no \
+         page fault behind it (CR2 was cleared at the last capture) and an RSP on no stack: this \
+         is not an overflow, and even df-recover must not map anything and return, since \
+         the saved RIP of a #DF is undefined. Every policy stops with the exception report. \
+         Under fred-sim the delivery model knows only #PF (a frame write) and #GP as delivery \
+         faults, so the failed frame write is reported as a #PF at the frame's address (level \
+         1) or, with #PF at level 0, as the #DF that #PF escalates to.",
+        [
+            "fixed-16k=abort:exception",
+            "fixed-32k=abort:exception",
+            "pf-ist=abort:exception",
+            "df-recover=abort:exception",
+            "ensure=abort:exception",
+            "fred-l1=abort:exception",
+            "fred-l0=abort:exception",
+        ]
+    ),
+    hazard!(
+        "stale-cr2",
+        "stale-cr2",
+        "the #DF of df-not-overflow with CR2 planted to name the thread's guard page",
+        "CR2 keeps the address of the last page fault until another one replaces it, so a #DF \
+         with another cause can find a guard-page address there. Here the thread writes its own \
+         guard address into CR2, then causes the #SS double fault. A handler that looks only at \
+         CR2 (Linux's exc_double_fault, whose comment accepts the misdiagnosis because it \
+         panics anyway) reports a stack overflow that never happened, and df-recover would be \
+         tempted to map the page and resume at an undefined RIP. The kernel also requires the \
+         saved RSP to sit at that stack's edge, as that comment proposes, so it reports the \
+         #DF as what it is. Under fred-sim the simulated delivery's own fault replaces the \
+         planted CR2 before any handler runs.",
+        [
+            "fixed-16k=abort:exception",
+            "fixed-32k=abort:exception",
+            "pf-ist=abort:exception",
+            "df-recover=abort:exception",
+            "ensure=abort:exception",
+            "fred-l1=abort:exception",
+            "fred-l0=abort:exception",
+        ]
+    ),
+    hazard!(
+        "rep-stos-edge",
+        "rep-stos 8K",
+        "one rep stosq fills an 8 KiB frame from 64 bytes above the mapped edge downwards",
+        "The thread moves RSP down by 8 KiB (a new frame) and fills it with one rep stosq, \
+         direction flag set, from the top. The first eight stores hit mapped memory; the ninth \
+         is below the edge and faults in the middle of the instruction. The CPU saves RCX and \
+         RDI as they are at that iteration, so resuming re-executes rep stosq from there. RSP is \
+         already below the edge, so a #PF on a gate cannot push its frame: #DF. pf-ist and FRED \
+         level 1 take one fault per new page; df-recover maps both pages from the #DF. The scenario \
+         checks RCX = 0, RDI one quadword below the frame and every quadword.",
+        [
+            "fixed-16k=abort:stack-overflow",
+            "fixed-32k=abort:stack-overflow",
+            "pf-ist=ok",
+            "df-recover=ok",
+            "ensure=ok",
+            "fred-l1=ok",
+            "fred-l0=abort:stack-overflow",
+        ]
+    ),
+    hazard!(
+        "big-frame",
+        "big-frame",
+        "a function with a 12 KiB frame is called 256 bytes above the mapped edge",
+        "A frame larger than a page could jump over a one-page guard and write into whatever \
+         lies below. The compiler therefore probes: it moves RSP down one page at a time and \
+         touches each page before going further, so the first access below the edge is always \
+         the page right below it. Each probe is a fault with RSP already in the unmapped page: \
+         a gate cannot push the #PF frame, so fixed stacks report an overflow. Growth paths see \
+         one fault per page (three faults, three pages), never a hole.",
+        [
+            "fixed-16k=abort:stack-overflow",
+            "fixed-32k=abort:stack-overflow",
+            "pf-ist=ok",
+            "df-recover=ok",
+            "ensure=ok",
+            "fred-l1=ok",
+            "fred-l0=abort:stack-overflow",
+        ]
+    ),
+    hazard!(
+        "span-limit",
+        "span-limit",
+        "a thread grows its stack to the policy's maximum, uses the lowest word, and pushes once more",
+        "The thread parks RSP at its mapped edge and pushes, page after page, until the stack \
+         reaches the policy's maximum; it then writes the lowest word, which must work, and \
+         reports. The next push is one word beyond the limit: a growth path must refuse it (the \
+         page is guard, not growable) and report the overflow exactly there. Under ensure the \
+         thread asks ensure_stack for the whole stack, then for one word more, which is refused \
+         with an error instead of a crash. FRED level 0 overflows at the first page already.",
+        [
+            "fixed-16k=abort:stack-overflow",
+            "fixed-32k=abort:stack-overflow",
+            "pf-ist=abort:stack-overflow",
+            "df-recover=abort:stack-overflow",
+            "ensure=refused",
+            "fred-l1=abort:stack-overflow",
+            "fred-l0=abort:stack-overflow",
+        ]
+    ),
+    hazard!(
+        "wild-write",
+        "wild-edge",
+        "a stray write 2 KiB below the stack's mapped edge, far below RSP",
+        "A bad pointer lands in the thread's own unmapped stack range, kilobytes below RSP. For \
+         the page-table walk it is the same kind of fault as growth: not present, in the slot. \
+         But nothing grows a stack that way; pushes, calls and frames write right below RSP, and \
+         probes move RSP first. Growth paths therefore refuse any fault more than a frame below \
+         RSP and report a wild access; mapping the page would hide the bug. Without fault-driven \
+         growth the address is guard, and the report is a guard hit.",
+        [
+            "fixed-16k=abort:stack-overflow",
+            "fixed-32k=abort:stack-overflow",
+            "pf-ist=abort:wild-stack-access",
+            "df-recover=abort:wild-stack-access",
+            "ensure=abort:stack-overflow",
+            "fred-l1=abort:wild-stack-access",
+            "fred-l0=abort:wild-stack-access",
+        ]
+    ),
+    hazard!(
+        "nmi-in-pf",
+        "nmi-in-pf",
+        "an NMI-like event arrives as a #PF handler starts, and the NMI handler takes a #PF",
+        "A demand #PF starts; before its handler does anything, an NMI arrives (int 2 here, \
+         through the NMI gate and its own IST stack). The NMI handler reads an unmapped \
+         address, as a profiler's NMI may: #PF. On a gate that #PF goes below the NMI handler \
+         on the NMI stack, and all unwinds in order. With #PF on an IST stack (pf-ist) the CPU \
+         reloads the #PF IST stack from its top and writes the new frame over the first #PF's, \
+         which is still being handled: a busy flag makes the kernel stop with the re-entry \
+         report (without it, the first handler resumed on the nested fault's frame and died \
+         with a misleading report). FRED levels nest instead of rewinding.",
+        [
+            "fixed-16k=ok",
+            "fixed-32k=ok",
+            "pf-ist=abort:ist-reentered",
+            "df-recover=ok",
+            "ensure=ok",
+            "fred-l1=ok",
+            "fred-l0=ok",
+        ]
+    ),
 ];
 
 /// Every command of `line` exists and its arguments bind to its specification.

@@ -312,3 +312,115 @@ pub unsafe fn write_byte_at(
     };
     Ok(())
 }
+
+/// A non-canonical address (bit 47 clear, bits 63..48 set): any stack access through it is a
+/// stack-segment fault (SDM Vol. 3A, Interrupt 12: "a memory address referencing the SS
+/// segment is in a non-canonical form").
+pub const NON_CANONICAL_RSP: u64 = 0xffff_0000_0000_1000;
+
+/// Writes `value` into CR2. CR2 only reports page-fault addresses to software; writing it
+/// changes no translation and no memory, so this is safe. Used to plant a stale value.
+pub fn plant_cr2(value: u64) {
+    // SAFETY: a write to CR2 has no effect on memory or on address translation.
+    unsafe { asm!("mov cr2, {}", in(reg) value, options(nomem, nostack, preserves_flags)) };
+}
+
+/// Loads a non-canonical RSP and pushes: #SS, a contributory exception; its delivery on the
+/// #SS gate (no IST) pushes the frame through the same RSP and faults again with #SS, and a
+/// contributory exception during the delivery of another is a #DF (SDM Vol. 3A, Table 6-5).
+/// #DF has its own IST stack, so it is delivered; its handler finds no page fault behind it
+/// and stops the machine. Never returns.
+pub fn double_fault_by_stack_segment() -> ! {
+    // SAFETY: the push faults before writing anything (the address is not canonical), and so
+    // does the delivery of that fault; the #DF that follows runs on its IST stack and stops the
+    // machine (#DF is an abort: nothing resumes here). Interrupts are off so that no interrupt
+    // is delivered through the broken RSP first.
+    unsafe {
+        asm!(
+            "cli",
+            "mov rsp, {bad}",
+            "push rax",
+            "ud2",
+            bad = in(reg) NON_CANONICAL_RSP,
+            options(noreturn)
+        )
+    }
+}
+
+/// What [`rep_stos_down`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RepStos {
+    /// RCX after `rep stosq` (0 when every iteration ran).
+    pub rcx: u64,
+    /// RDI after `rep stosq` (the address below the last quadword written, as DF = 1).
+    pub rdi: u64,
+    /// Quadwords `repe scasq` had left when it stopped (0 if it reached the end).
+    pub left: u64,
+    /// Whether the last quadword `repe scasq` compared held the value.
+    pub equal: bool,
+}
+
+/// Moves RSP to `at - bytes` (a frame of `bytes` bytes), fills it from the top down with one
+/// `rep stosq` of `value` (DF = 1, RDI from `at - 8`), then checks every quadword with
+/// `repe scasq`, and moves RSP back. With `at` just above the mapped edge, the string store
+/// crosses into the unmapped page part way through: the fault handler must resume it exactly
+/// where it stopped. `bytes` must be a non-zero multiple of 8; same stack contract as
+/// [`push_below`].
+pub fn rep_stos_down(
+    at: u64,
+    bytes: u64,
+    value: u64,
+    space: &impl AddressSpace,
+) -> Result<RepStos, EdgeError> {
+    own_free_stack(at, space)?;
+    if bytes == 0 || !bytes.is_multiple_of(8) || bytes > at {
+        return Err(EdgeError::Misaligned);
+    }
+    let (rcx, rdi, left, equal): (u64, u64, u64, u8);
+    // SAFETY: `[at, RSP)` is the running stack's own free memory (checked); the stores go to
+    // `[at - bytes, at)`, below it: this stack's own free memory or its unmapped pages, which
+    // the fault path maps or stops the machine for. RSP sits at the frame's bottom, so every
+    // store is above RSP, as a function filling its own frame. The entry stubs clear DF
+    // before any handler runs, and `iretq` restores it. r12 is declared clobbered.
+    unsafe {
+        asm!(
+            "mov r12, rsp",
+            "mov rsp, {frame}",
+            "std",
+            "mov rdi, {top}",
+            "mov rcx, {n}",
+            "rep stosq",
+            "mov {rcx_out}, rcx",
+            "mov {rdi_out}, rdi",
+            "mov rdi, {top}",
+            "mov rcx, {n}",
+            "repe scasq",
+            "sete {eq}",
+            "cld",
+            "mov rsp, r12",
+            frame = in(reg) at - bytes,
+            top = in(reg) at - 8,
+            n = in(reg) bytes / 8,
+            rcx_out = out(reg) rcx,
+            rdi_out = out(reg) rdi,
+            eq = out(reg_byte) equal,
+            in("rax") value,
+            out("rcx") left,
+            out("rdi") _,
+            out("r12") _,
+        )
+    };
+    Ok(RepStos {
+        rcx,
+        rdi,
+        left,
+        equal: equal != 0,
+    })
+}
+
+/// Executes `int 2`: the NMI handler runs as if an NMI had arrived here (through the NMI
+/// gate and its IST stack), without the hardware's NMI blocking.
+pub fn nmi_like() {
+    // SAFETY: a software interrupt through the NMI gate; the handler returns with `iretq`.
+    unsafe { asm!("int 2") };
+}
