@@ -147,7 +147,7 @@ fn the_html_report_renders_in_headless_chromium_without_console_errors() {
     let browser = boot_image::setup::setup_chromium().expect("chromium (installed on demand)");
     let png = dir.join("demo-report.png");
     let _ = std::fs::remove_file(&png);
-    let shot = demo::browser::screenshot(&browser, &html, &png, 1400, 2200).unwrap();
+    let shot = demo::browser::screenshot(&browser, &html, &png, 1400, 2600).unwrap();
     assert!(
         shot.console_errors().is_empty(),
         "console errors: {:?}\n{}",

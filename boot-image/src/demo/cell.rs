@@ -93,6 +93,8 @@ pub struct Cost {
     pub avg_ns: f64,
     /// Whether the `stats` record was reached.
     pub measured: bool,
+    /// The stack's high-water mark in bytes from the fatal report, if it has one.
+    pub high_water: Option<u64>,
 }
 
 /// Growth cost of one path in one cell.
@@ -197,6 +199,10 @@ pub fn judge(
         avg_cycles,
         avg_ns: ns(avg_cycles as f64),
         measured: !paths.is_empty(),
+        high_water: records
+            .iter()
+            .find(|r| r.kind == "abort")
+            .and_then(|a| a.u64("high_water")),
     };
     let trace = records
         .iter()
@@ -343,6 +349,7 @@ mod tests {
             ("abort:stack-overflow", Verdict::Mismatch)
         );
         assert!(!r.cost.measured);
+        assert_eq!(r.cost.high_water, None);
         let f = r.fatal.unwrap();
         assert_eq!(f.rip.as_deref(), Some("kernel::recurse+0x10"));
         assert_eq!(

@@ -7,7 +7,8 @@
 //!   "hazards": [ { "name", "run", "title", "story", "expect": { "POLICY": "OUTCOME" } } ],
 //!   "cells": [ { "hazard", "policy", "cmdline", "expected" (or null), "outcome",
 //!                "verdict" (match|mismatch|undocumented), "results_ok",
-//!                "cost": { "growth_events", "pages_mapped", "avg_cycles", "avg_ns", "measured" },
+//!                "cost": { "growth_events", "pages_mapped", "avg_cycles", "avg_ns", "measured",
+//!                          "high_water" (of the fatal report, or null) },
 //!                "paths": [ { "path", "events", "avg_cycles" } ],
 //!                "trace": [ { "t_ns", "slot", "pages" } ],
 //!                "abort": the abort record (or null), "problem": text (or null),
@@ -37,6 +38,7 @@ fn cell(r: &CellResult) -> Value {
             "avg_cycles": r.cost.avg_cycles,
             "avg_ns": r.cost.avg_ns,
             "measured": r.cost.measured,
+            "high_water": r.cost.high_water,
         },
         "paths": r.paths.iter().map(|p| json!({
             "path": p.path, "events": p.events, "avg_cycles": p.avg_cycles,
@@ -120,6 +122,8 @@ mod tests {
         assert_eq!(c["outcome"], "abort:stack-overflow");
         assert_eq!(c["verdict"], "mismatch");
         assert_eq!(c["abort"]["via"], "#DF");
+        assert_eq!(c["cost"]["high_water"], 16248);
+        assert_eq!(cells[3]["cost"]["high_water"], Value::Null);
         let ok = &cells[3];
         assert_eq!(ok["cost"]["growth_events"], 2);
         assert_eq!(ok["cost"]["avg_ns"], 2500.0);

@@ -13,12 +13,14 @@ pub fn mark(v: Verdict) -> &'static str {
     }
 }
 
-/// One line of cost: growth events, pages mapped, mean handler time; `-` when the cell
-/// stopped before the counters were read.
+/// One line of cost: growth events, pages mapped, mean handler time; when the cell stopped
+/// before the counters were read, the high-water mark of its fatal report, or `-`.
 pub fn cost_text(r: &CellResult) -> String {
     let c = &r.cost;
     if !c.measured {
-        return "-".into();
+        return c
+            .high_water
+            .map_or("-".into(), |hw| format!("hw {:.1} KiB", hw as f64 / 1024.0));
     }
     if c.growth_events == 0 {
         return "no growth".into();
@@ -137,7 +139,7 @@ pub(crate) mod tests {
         };
         let abort = r(&[
             r#"{"kind":"ready","tsc_hz":1000000000}"#,
-            r##"{"kind":"abort","reason":"stack-overflow","via":"#DF","thread":"<deep>","rip":"0x10","backtrace":["0x20","0x20","0x30"]}"##,
+            r##"{"kind":"abort","reason":"stack-overflow","via":"#DF","thread":"<deep>","high_water":16248,"rip":"0x10","backtrace":["0x20","0x20","0x30"]}"##,
         ]);
         let ok = r(&[
             r#"{"kind":"ready","tsc_hz":1000000000}"#,
@@ -194,6 +196,7 @@ pub(crate) mod tests {
             "{t}"
         );
         assert!(lines[5].contains("2 ev 3 pg 2.5us"), "{t}");
+        assert!(lines[3].starts_with("                hw 15.9 KiB"), "{t}");
         assert_eq!(
             lines.last().unwrap(),
             &"4 cells: 2 as documented, 1 not, 1 undocumented (10.0 s with 2 jobs)"
