@@ -85,6 +85,27 @@ pub fn doctor() -> Result<(), Error> {
             }
         )?;
     }
+    say!("snapshot starts (checked and rebuilt when stale at their first use):")?;
+    let dir = crate::snapshot::default_dir();
+    let mut states: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    states.retain(|p| p.extension().is_some_and(|e| e == "state"));
+    states.sort();
+    if states.is_empty() {
+        say!(
+            "  none saved yet in {} (`cargo lab bench-boot` or a stress run makes one)",
+            dir.display()
+        )?;
+    }
+    for p in states {
+        let mib = std::fs::metadata(&p).map_or(0, |m| m.len() >> 20);
+        say!(
+            "  {} ({mib} MiB, {})",
+            p.display(),
+            age(&p).unwrap_or_default()
+        )?;
+    }
     say!("FRED (flexible return and event delivery):")?;
     match std::fs::read_to_string("/proc/cpuinfo") {
         Ok(info) if cpu_has_flag(&info, "fred") => say!(

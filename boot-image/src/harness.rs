@@ -20,6 +20,7 @@ use crate::build::{self, Output};
 use crate::exit::{self, KernelExit, QemuEnd};
 use crate::qemu::{self, Accel, AccelChoice, Flow, Machine};
 use crate::record::{self, Line, Record};
+use crate::snapshot::{self, BootChoice, BootKind, Start, Store};
 use crate::symbols::Symbolizer;
 use crate::{Error, paths};
 
@@ -37,17 +38,36 @@ pub struct RunOptions {
     pub accel: AccelChoice,
     /// Guest memory in MiB.
     pub memory_mib: u64,
+    /// Start QEMU's gdb stub on this port, the CPU halted until gdb continues it.
+    pub gdb_port: Option<u16>,
+    /// Cold boot or snapshot start (see [`crate::snapshot`]).
+    pub boot: BootChoice,
 }
 
 impl RunOptions {
-    /// The kernel command line; 60 s timeout; accelerator `auto`; 512 MiB of memory.
+    /// The kernel command line; 60 s timeout; accelerator `auto`; 512 MiB of memory; cold
+    /// boot.
     pub fn new(cmdline: impl Into<String>) -> RunOptions {
         RunOptions {
             cmdline: cmdline.into(),
             timeout: Duration::from_secs(60),
             accel: AccelChoice::Auto,
             memory_mib: qemu::DEFAULT_MEMORY_MIB,
+            gdb_port: None,
+            boot: BootChoice::Cold,
         }
+    }
+    /// Starts QEMU's gdb stub on `port`, halted until gdb continues (`run --gdb`).
+    pub fn gdb(mut self, port: u16) -> RunOptions {
+        self.gdb_port = Some(port);
+        self
+    }
+    /// Sets how the run starts: `Auto` and `Snapshot` resume a saved machine waiting for its
+    /// program (made on first use, cached in `target/stacklab/snapshots/`), which skips the
+    /// firmware; records, exit statuses and timeouts are those of a cold boot.
+    pub fn boot(mut self, boot: BootChoice) -> RunOptions {
+        self.boot = boot;
+        self
     }
     /// Sets the timeout in seconds.
     pub fn timeout_secs(mut self, secs: u64) -> RunOptions {
@@ -90,6 +110,10 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// The kernel's load offset from the `ready` record (0 if there was none).
     pub kernel_offset: u64,
+    /// How the run started.
+    pub boot: BootKind,
+    /// Why it booted cold although a snapshot start was wanted, if so.
+    pub boot_note: Option<String>,
     symbols: Arc<Symbolizer>,
 }
 
@@ -137,10 +161,11 @@ impl fmt::Debug for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "Outcome {{ exit: {:?}, qemu: {:?}, accel: {}, elapsed: {:.1?}",
+            "Outcome {{ exit: {:?}, qemu: {:?}, accel: {}, boot: {}, elapsed: {:.1?}",
             self.exit,
             self.qemu_end,
             self.accel.name(),
+            self.boot.name(),
             self.elapsed
         )?;
         if let Some(p) = &self.problem {
@@ -172,6 +197,7 @@ pub struct Harness {
     /// The OVMF files.
     pub firmware: Firmware,
     symbols: Arc<Symbolizer>,
+    snapshots: Store,
 }
 
 static HARNESS: OnceLock<Result<Harness, Error>> = OnceLock::new();
@@ -216,7 +242,33 @@ impl Harness {
             qemu,
             firmware,
             symbols,
+            snapshots: Store::default(),
         })
+    }
+
+    /// The same harness keeping its snapshots in `dir` (tests that damage them).
+    pub fn with_snapshot_dir(mut self, dir: PathBuf) -> Harness {
+        self.snapshots = Store::in_dir(dir);
+        self
+    }
+
+    /// Its snapshots: the state for a machine, and notes on what was made or rebuilt.
+    pub fn snapshots(&self) -> &Store {
+        &self.snapshots
+    }
+
+    /// How runs of this choice, accelerator and memory will start: finds, checks or makes the
+    /// snapshot now (so a caller can say so before its runs), or says why they boot cold.
+    pub fn plan_boot(
+        &self,
+        choice: BootChoice,
+        accel: Accel,
+        memory_mib: u64,
+    ) -> Result<Start, Error> {
+        if choice == BootChoice::Cold {
+            return Ok(Start::Cold(None));
+        }
+        snapshot::decide(choice, &self.snapshots.state(self, accel, memory_mib))
     }
 
     /// The kernel's function symbols.
@@ -258,6 +310,10 @@ impl Harness {
     ///
     /// If the firmware finds nothing bootable in the image and starts its UEFI shell, QEMU
     /// is killed at once and the run is a usage error (bad input, exit 2).
+    ///
+    /// A snapshot start whose QEMU cannot load the saved state discards it; under
+    /// [`BootChoice::Auto`] the run is then booted cold (`boot_note` says why), under
+    /// [`BootChoice::Snapshot`] it is an environment error.
     pub fn run_with(
         &self,
         opts: &RunOptions,
@@ -267,6 +323,38 @@ impl Harness {
     ) -> Result<Outcome, Error> {
         // Validate the command line before paying for a boot.
         qemu::fw_cfg_cmdline(&opts.cmdline)?;
+        let state = match self.plan_boot(opts.boot, accel, opts.memory_mib)? {
+            Start::Snapshot(state) => state,
+            Start::Cold(note) => {
+                let mut out = self.boot_once(opts, accel, accel_reason, None, on_line)?;
+                out.boot_note = note;
+                return Ok(out);
+            }
+        };
+        let out = self.boot_once(opts, accel, accel_reason.clone(), Some(&state), on_line)?;
+        if out.records.is_empty() && qemu::snapshot::resume_failed(&out.qemu_stderr) {
+            let why = record::strip_control(out.qemu_stderr.lines().last().unwrap_or(""));
+            self.snapshots.discard(accel, opts.memory_mib, &why);
+            let note = format!("resuming the snapshot failed ({why}); cold boot");
+            if opts.boot == BootChoice::Snapshot {
+                return Err(Error::env(note));
+            }
+            let mut out = self.boot_once(opts, accel, accel_reason, None, on_line)?;
+            out.boot_note = Some(note);
+            return Ok(out);
+        }
+        Ok(out)
+    }
+
+    /// One QEMU run: a cold boot, or a resume of `state` with the command line as program.
+    fn boot_once(
+        &self,
+        opts: &RunOptions,
+        accel: Accel,
+        accel_reason: String,
+        state: Option<&Path>,
+        on_line: &mut dyn FnMut(&str, &Line) -> Flow,
+    ) -> Result<Outcome, Error> {
         let vars = self
             .firmware
             .fresh_vars()
@@ -275,11 +363,21 @@ impl Harness {
             image: &self.image,
             firmware: &self.firmware,
             vars: vars.as_ref().map(|v| v.path()),
-            cmdline: &opts.cmdline,
+            cmdline: if state.is_some() {
+                stacklab_core::proto::AWAIT_CMDLINE
+            } else {
+                &opts.cmdline
+            },
             accel,
             memory_mib: opts.memory_mib,
         };
-        let args = machine.args()?;
+        let mut args = machine.args()?;
+        if let Some(port) = opts.gdb_port {
+            args.extend(qemu::args::gdb_args(port));
+        }
+        if let Some(state) = state {
+            args.extend(qemu::snapshot::resume_args(state, &opts.cmdline)?);
+        }
         let mut serial = String::new();
         let mut records = Vec::new();
         let mut exit_code: Option<String> = None;
@@ -330,6 +428,12 @@ impl Harness {
             accel_reason,
             elapsed: r.elapsed,
             kernel_offset,
+            boot: if state.is_some() {
+                BootKind::Snapshot
+            } else {
+                BootKind::Cold
+            },
+            boot_note: None,
             symbols: Arc::clone(&self.symbols),
         })
     }

@@ -7,8 +7,9 @@
 //!   (timeouts, Ctrl-C, no QEMU left behind) and the KVM probe;
 //! * [`build`]: kernel and UEFI image builds; [`toolchain`]: what rustup has;
 //!   [`setup`]: installing toolchains and packages; [`doctor`]: reporting on all of it;
-//! * [`harness`]: the API the QEMU integration tests in `tests/` use; [`stress`]: seeded,
-//!   parallel stress runs checked against what each program must do;
+//! * [`harness`]: the API the QEMU integration tests in `tests/` use; [`snapshot`]: runs
+//!   started from a saved machine instead of the firmware; [`stress`]: seeded, parallel
+//!   stress runs checked against what each program must do;
 //! * [`cli`]: the `boot-image` binary's command line and commands; [`out`]: stdout without
 //!   panics.
 
@@ -28,6 +29,7 @@ pub mod paths;
 pub mod qemu;
 pub mod record;
 pub mod setup;
+pub mod snapshot;
 pub mod stress;
 pub mod symbols;
 pub mod toolchain;
@@ -37,4 +39,5 @@ pub use exit::KernelExit;
 pub use harness::{Harness, Outcome, RunOptions};
 pub use qemu::{Accel, AccelChoice, Flow};
 pub use record::Record;
+pub use snapshot::{BootChoice, BootKind};
 pub use stacklab_core::proto::ExitCode;

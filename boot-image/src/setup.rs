@@ -108,7 +108,18 @@ pub fn system_items() -> Result<Vec<Item>, Error> {
         fix: apt_command(&[stacklab_ovmf::PACKAGE]),
         detail: fw.map(|f| f.to_string()).unwrap_or_default(),
     };
-    Ok(vec![qemu_item, ovmf_item])
+    let mut items = vec![qemu_item, ovmf_item];
+    // The tests of `run --shell` type into a tmux pane; those of `run --gdb` drive gdb.
+    for (tool, why) in [("tmux", "run --shell tests"), ("gdb", "run --gdb tests")] {
+        let found = qemu::which(tool.as_ref());
+        items.push(Item {
+            what: format!("{tool} ({why})"),
+            present: found.is_some(),
+            fix: apt_command(&[tool]),
+            detail: found.map(|p| p.display().to_string()).unwrap_or_default(),
+        });
+    }
+    Ok(items)
 }
 
 fn apt_command(pkgs: &[&str]) -> String {
@@ -171,14 +182,11 @@ pub fn setup() -> Result<(), Error> {
     if missing.is_empty() {
         return Ok(());
     }
-    let mut pkgs = Vec::new();
-    for i in &missing {
-        pkgs.push(if i.what.starts_with("qemu") {
-            QEMU_PACKAGE
-        } else {
-            stacklab_ovmf::PACKAGE
-        });
-    }
+    // Each item's fix installs one package, the last word of its apt-get command.
+    let pkgs: Vec<&str> = missing
+        .iter()
+        .filter_map(|i| i.fix.split_whitespace().last())
+        .collect();
     if !is_root() {
         return Err(Error::env(format!(
             "missing Debian packages {}; install them with: sudo apt-get update && sudo apt-get install -y {}",

@@ -18,17 +18,16 @@ mod mem;
 mod report;
 mod scenarios;
 mod stacks;
+mod startup;
 mod thread;
 mod time;
 
-use alloc::string::String;
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::{BootInfo, entry_point};
-use stacklab_core::cmdline::MAX_CMDLINE;
-use stacklab_core::proto::{ExitCode, FW_CFG_CMDLINE};
+use stacklab_core::proto::ExitCode;
 
 use arch::x86_64::gdt::Ist;
-use arch::x86_64::{cpu, fwcfg, gdt, pic, serial, trap};
+use arch::x86_64::{cpu, gdt, pic, serial, trap};
 
 const BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut c = BootloaderConfig::new_default();
@@ -60,25 +59,12 @@ fn kernel_main(boot_info: &mut BootInfo) -> ! {
 extern "sysv64" fn on_boot_stack(_: u64) -> ! {
     thread::init();
     time::calibrate();
-    let mut buf = [0u8; MAX_CMDLINE];
-    let cmdline = match fwcfg::read_file(FW_CFG_CMDLINE, &mut buf) {
-        Some((n, size)) if n < size => {
-            report::bad_command(
-                "cmdline",
-                format_args!("command line is {size} bytes; the limit is {MAX_CMDLINE}"),
-            );
-            String::new()
-        }
-        Some((n, _)) => match core::str::from_utf8(&buf[..n]) {
-            Ok(s) => String::from(s.trim_end_matches('\0')),
-            Err(_) => {
-                report::bad_command("cmdline", format_args!("command line is not UTF-8"));
-                String::new()
-            }
-        },
-        None => String::new(),
-    };
-    let ready_ns = time::cycles_to_ns(cpu::rdtsc() - time::entry_tsc());
+    let startup::CommandLine {
+        text: cmdline,
+        start,
+        ready_tsc,
+    } = startup::command_line();
+    let ready_ns = time::cycles_to_ns(ready_tsc - time::entry_tsc());
     log::info!(
         "stacklab {} ready in {}.{:03} ms (tsc {}.{:03} MHz +/- {} ppm, {}); command line: '{cmdline}'",
         env!("CARGO_PKG_VERSION"),
@@ -97,6 +83,7 @@ extern "sysv64" fn on_boot_stack(_: u64) -> ! {
             .u64("entry_to_ready_ns", ready_ns)
             .hex("kernel_offset", *KERNEL_OFFSET.get().unwrap_or(&0))
             .str("cmdline", &cmdline)
+            .str("start", start.name())
             .str(
                 "fred",
                 if arch::x86_64::fredsim::fred_available() {

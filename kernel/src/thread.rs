@@ -41,6 +41,8 @@ struct Thread {
     entry: Option<Entry>,
     result: u64,
     joiner: Option<Tid>,
+    /// The stack policy it was spawned with (`None` for the main thread).
+    policy: Option<Policy>,
 }
 
 impl Thread {
@@ -86,6 +88,7 @@ pub fn init() {
                 entry: None,
                 result: 0,
                 joiner: None,
+                policy: None,
             },
         );
     });
@@ -115,6 +118,7 @@ where
         entry: Some(Box::new(f)),
         result: 0,
         joiner: None,
+        policy: Some(policy),
     };
     cpu::without_interrupts(|| {
         let mut s = SCHED.lock();
@@ -376,5 +380,40 @@ pub fn live_stack_pages() -> StackPages {
                 mapped: p.mapped + st.mapped_pages(),
                 needed: p.needed + st.live_high_water().div_ceil(4096),
             })
+    })
+}
+
+/// One live thread, as the shell's `threads` and `stacks` commands show it.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadView {
+    /// Its id.
+    pub tid: Tid,
+    /// `running`, `ready`, `blocked`, `sleeping` or `exited` (not yet joined).
+    pub state: &'static str,
+    /// Its stack policy (`None`: the main thread on the boot stack).
+    pub policy: Option<Policy>,
+    /// The top of its stack slot (`None`: the boot stack).
+    pub slot_top: Option<u64>,
+}
+
+/// Every live thread, in id order.
+pub fn snapshot() -> alloc::vec::Vec<ThreadView> {
+    cpu::without_interrupts(|| {
+        let s = SCHED.lock();
+        s.threads
+            .iter()
+            .map(|(&tid, t)| ThreadView {
+                tid,
+                state: match t.state {
+                    State::Ready => "ready",
+                    State::Running => "running",
+                    State::Blocked => "blocked",
+                    State::Sleeping { .. } => "sleeping",
+                    State::Exited => "exited",
+                },
+                policy: t.policy,
+                slot_top: t.stack.as_ref().map(|st| st.slot.top),
+            })
+            .collect()
     })
 }

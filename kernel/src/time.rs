@@ -160,11 +160,16 @@ pub fn cycles_to_ns(cycles: u64) -> u64 {
     (cycles as u128 * 1_000_000_000 / tsc_hz() as u128) as u64
 }
 
-/// Spins for `ms` milliseconds of TSC time (rounded up to a whole cycle).
-pub fn spin_ms(ms: u64) {
+/// Spins for `ms` milliseconds of TSC time (rounded up to a whole cycle). Returns false if
+/// Ctrl-C in the shell stopped it early (see `commands::shell::interrupted`).
+pub fn spin_ms(ms: u64) -> bool {
     let cycles = (tsc_hz() as u128 * ms as u128).div_ceil(1000) as u64;
     let end = cpu::rdtsc() + cycles;
     while cpu::rdtsc() < end {
+        if crate::arch::x86_64::serial::cancel_requested() {
+            return false;
+        }
         core::hint::spin_loop();
     }
+    true
 }

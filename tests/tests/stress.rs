@@ -1,15 +1,18 @@
-//! Stress runs through the library API (`boot_image::stress`), kept small: a reduced run whose
-//! every program must pass, the same seed giving the same programs and classifications again,
-//! a planted wrong expectation reported as a failure with a reproducer that replays to the
-//! same classification, and the kernel's timer jitter itself.
+//! Stress runs through the library API (`boot_image::stress`), started from the snapshot: a
+//! reduced run of 100 programs whose every program must pass, the same seed giving the same
+//! programs and classifications again, a planted wrong expectation reported as a failure with
+//! a reproducer that replays to the same classification (from the snapshot and cold), and the
+//! kernel's timer jitter itself.
 
 use boot_image::stress::classify::Class;
 use boot_image::stress::program::GenConfig;
 use boot_image::stress::repro::Repro;
 use boot_image::stress::{self, StressConfig, Summary};
+use boot_image::{BootChoice, BootKind};
 use stacklab_tests::*;
 
-/// A reduced configuration: short programs, two QEMUs at a time, a generous timeout (the
+/// A reduced configuration: short programs, two QEMUs at a time, snapshot starts (an error if
+/// no snapshot can be made, rather than 100 slow cold boots), a generous timeout (the
 /// machines are shared), reproducers in `dir`.
 fn config(seed: u64, runs: u64, dir: &std::path::Path) -> StressConfig {
     StressConfig {
@@ -22,6 +25,7 @@ fn config(seed: u64, runs: u64, dir: &std::path::Path) -> StressConfig {
             ..GenConfig::default()
         },
         out_dir: dir.to_path_buf(),
+        boot: BootChoice::Snapshot,
         ..StressConfig::default()
     }
 }
@@ -50,25 +54,31 @@ fn describe(s: &Summary) -> String {
 #[test]
 fn reduced_stress_run_passes_and_repeats_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(0x5eed_0001, 6, dir.path());
+    let cfg = config(0x5eed_0001, 100, dir.path());
     let first = stress::stress(Harness::get(), &cfg, &mut |_| {}).unwrap();
-    assert_eq!(first.runs.len(), 6);
+    assert_eq!(first.runs.len(), 100);
     for r in &first.runs {
         assert!(r.judgement.class.passed(), "{}", describe(&first));
         assert!(r.repro.is_none());
         assert!(r.program.commands[0].starts_with("jitter "));
+        assert_eq!(r.boot, BootKind::Snapshot, "{:?}", r.boot_note);
     }
-    // The same seed: the same programs, and (on a shorter rerun) the same classifications.
-    let again = StressConfig {
-        runs: 3,
-        ..cfg.clone()
-    };
+    // Both kinds of passing run are among them (the generator ends about 30% of programs in
+    // the overflow).
+    let aborts = first
+        .runs
+        .iter()
+        .filter(|r| r.judgement.class == Class::DocumentedAbort)
+        .count();
+    assert!((10..=60).contains(&aborts), "{}", describe(&first));
+    // The same seed: the same programs, and on a second run the same classifications.
+    assert_eq!(stress::programs(&cfg), stress::programs(&cfg.clone()));
+    let second = stress::stress(Harness::get(), &cfg, &mut |_| {}).unwrap();
     assert_eq!(
-        stress::programs(&again),
-        stress::programs(&cfg)[..3].to_vec()
+        second.runs.iter().map(|r| &r.program).collect::<Vec<_>>(),
+        first.runs.iter().map(|r| &r.program).collect::<Vec<_>>()
     );
-    let second = stress::stress(Harness::get(), &again, &mut |_| {}).unwrap();
-    assert_eq!(classes(&second), classes(&first)[..3].to_vec());
+    assert_eq!(classes(&second), classes(&first), "{}", describe(&second));
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,
@@ -106,8 +116,14 @@ fn a_planted_wrong_expectation_fails_and_its_reproducer_replays() {
     assert_eq!(repro.cmdline, r.program.cmdline());
     assert_eq!(repro.class, r.judgement.class);
     assert!(repro.serial.contains("@stacklab"), "{}", repro.serial);
-    let replay = stress::replay(Harness::get(), repro).unwrap();
+    assert_eq!(repro.boot, BootKind::Snapshot);
+    let replay = stress::replay(Harness::get(), repro.clone(), None).unwrap();
     assert!(replay.matched(), "{replay:?}");
+    assert_eq!(replay.boot, BootKind::Snapshot);
+    // A cold boot of the same program classifies the same.
+    let cold = stress::replay(Harness::get(), repro, Some(BootChoice::Cold)).unwrap();
+    assert!(cold.matched(), "{cold:?}");
+    assert_eq!(cold.boot, BootKind::Cold);
 }
 
 #[test]

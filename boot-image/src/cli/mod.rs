@@ -7,9 +7,12 @@
 //! [`Command::run`]. Exit statuses are documented in docs/running.md; clap's own usage
 //! errors exit 2, `--help` and `--version` exit 0.
 
+mod bench;
 mod demo;
 mod fred;
+mod gdb;
 mod run;
+mod shell;
 mod stress;
 
 use std::ffi::OsString;
@@ -20,8 +23,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+pub use bench::{BenchBootArgs, bench_boot_cmd};
 pub use demo::{DemoArgs, demo_cmd};
+pub use gdb::{KERNEL_LOAD_OFFSET, gdb_command};
 pub use run::{RunArgs, run_cmd, run_outcome};
+pub use shell::{Screen, restore_terminal, scan_keys, shell_cmdline};
 pub use stress::{StressArgs, stress_cmd};
 
 use crate::build::{self, Output};
@@ -80,6 +86,8 @@ pub enum Command {
     /// Seeded random programs of scenarios, several QEMUs in parallel, each outcome checked;
     /// a reproducer file per failure (replay with `run --repro FILE`)
     Stress(StressArgs),
+    /// Time from QEMU start to the first command: cold boots against snapshot starts
+    BenchBoot(BenchBootArgs),
     /// Setup + build, then `cargo test --workspace [ARGS]`
     Test {
         /// Passed to `cargo test` (after `--`)
@@ -127,6 +135,7 @@ impl Command {
             Command::Run(r) => run_cmd(&r),
             Command::Demo(a) => demo_cmd(&a),
             Command::Stress(a) => stress_cmd(&a),
+            Command::BenchBoot(a) => bench_boot_cmd(&a),
             Command::Test { extra } => test_cmd(&extra),
             Command::Doctor => doctor::doctor().map(|()| 0),
             Command::Fred { explain, file } => fred::fred_cmd(file.as_deref(), explain),
@@ -195,6 +204,23 @@ fn symbolize_cmd(addrs: &[u64], offset: u64, kernel: Option<PathBuf>) -> Result<
         say!("{a:#x} {name}")?;
     }
     Ok(0)
+}
+
+/// The harness of the release kernel (built first unless `no_build`) and the accelerator
+/// `choice` resolves to, said on stderr.
+fn release_harness(
+    no_build: bool,
+    choice: crate::qemu::AccelChoice,
+) -> Result<(crate::harness::Harness, crate::qemu::Accel), Error> {
+    let (elf, image) = if no_build {
+        (paths::kernel_elf(false), paths::default_image())
+    } else {
+        build_cmd(false, None)?
+    };
+    let h = crate::harness::Harness::new(elf, image)?;
+    let (accel, reason) = h.accel(choice)?;
+    note(&format!("accelerator: {} ({reason})", accel.name()));
+    Ok((h, accel))
 }
 
 /// Builds; returns (elf, image).

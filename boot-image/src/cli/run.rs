@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use super::{build_cmd, note, secs};
 use crate::exit::KernelExit;
 use crate::harness::{Harness, Outcome, RunOptions};
-use crate::qemu::{AccelChoice, DEFAULT_MEMORY_MIB, Flow};
+use crate::qemu::{Accel, AccelChoice, DEFAULT_MEMORY_MIB, Flow};
 use crate::record::{self, Line, Renderer, Style};
+use crate::snapshot::BootChoice;
 use crate::{Error, ExitCode, paths};
 
 /// `cargo lab run` options.
@@ -53,6 +54,22 @@ pub struct RunArgs {
     /// report whether it classifies as recorded (exit 0) or not (exit 1)
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cmdline", "timeout", "accel", "memory_mib", "image", "debug"])]
     pub repro: Option<PathBuf>,
+    /// Connect this terminal to the kernel's shell on COM1 (boots `CMDLINE; shell`; Ctrl-]
+    /// leaves, Ctrl-C stops the running command; no timeout)
+    #[arg(long, conflicts_with_all = ["repro", "gdb"])]
+    pub shell: bool,
+    /// Start QEMU halted with its gdb stub and print the gdb command line that attaches to
+    /// it with the kernel's symbols (no timeout)
+    #[arg(long, conflicts_with = "repro")]
+    pub gdb: bool,
+    /// The gdb stub's TCP port on 127.0.0.1 (with --gdb)
+    #[arg(long, value_name = "PORT", default_value_t = crate::qemu::args::DEFAULT_GDB_PORT,
+          requires = "gdb")]
+    pub gdb_port: u16,
+    /// How to start: cold (through the firmware; the default), snapshot (resume a saved
+    /// machine waiting for its program) or auto; with --repro, the recorded kind by default
+    #[arg(long, value_name = "KIND", value_enum)]
+    pub boot: Option<BootChoice>,
 }
 
 impl Default for RunArgs {
@@ -68,9 +85,16 @@ impl Default for RunArgs {
             raw: false,
             debug: false,
             repro: None,
+            shell: false,
+            gdb: false,
+            gdb_port: crate::qemu::args::DEFAULT_GDB_PORT,
+            boot: None,
         }
     }
 }
+
+/// The timeout of a `--gdb` run: a day (the person at gdb decides when it ends).
+pub const GDB_TIMEOUT_SECS: u64 = 24 * 3600;
 
 fn parse_timeout(s: &str) -> Result<u64, String> {
     s.parse()
@@ -100,22 +124,32 @@ fn show(out: &mut impl Write, failed: &mut Option<std::io::Error>, line: &str) -
 /// `cargo lab run`: returns the exit status of the run.
 pub fn run_cmd(r: &RunArgs) -> Result<i32, Error> {
     if let Some(file) = &r.repro {
-        return super::stress::repro_cmd(file, r.no_build);
+        return super::stress::repro_cmd(file, r.no_build, r.boot);
+    }
+    if r.shell {
+        return super::shell::shell_cmd(r);
     }
     run_outcome(r).map(|(_, status)| status)
 }
 
-/// `run`, also returning what the kernel reported (`--repro` is `run_cmd`'s alone).
-pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
+/// Builds (unless told not to), checks `cmdline` and picks the accelerator: everything before
+/// QEMU starts.
+pub(super) fn prepare(r: &RunArgs, cmdline: &str) -> Result<(Harness, Accel, String), Error> {
+    // Check the command line before building or booting anything.
+    crate::qemu::fw_cfg_cmdline(cmdline)?;
     let (elf, image) = match (&r.image, r.no_build) {
         (Some(img), _) => (paths::kernel_elf(r.debug), img.clone()),
         (None, true) => (paths::kernel_elf(r.debug), paths::default_image()),
         (None, false) => build_cmd(r.debug, None)?,
     };
-    // Check the command line before booting anything.
-    crate::qemu::fw_cfg_cmdline(&r.cmdline)?;
     let h = Harness::new(elf, image)?;
     let (accel, reason) = h.accel(r.accel)?;
+    Ok((h, accel, reason))
+}
+
+/// `run`, also returning what the kernel reported (`--repro` is `run_cmd`'s alone).
+pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
+    let (h, accel, reason) = prepare(r, &r.cmdline)?;
     note(&format!("accelerator: {} ({reason})", accel.name()));
     let mut json = match &r.json {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
@@ -123,23 +157,37 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
         )?)),
         None => None,
     };
+    // A debugging session is as long as the person at gdb wants it to be.
+    let timeout = if r.gdb { GDB_TIMEOUT_SECS } else { r.timeout };
     note(&format!(
         "booting {} with cmdline \"{}\" ({} MiB, timeout {} s)",
         h.image().display(),
         r.cmdline,
         r.memory_mib,
-        r.timeout
+        timeout
     ));
+    if r.gdb {
+        super::gdb::announce(&h.elf, r.gdb_port)?;
+    }
     let style = Style {
         color: std::io::stdout().is_terminal(),
     };
     let mut renderer = Renderer::new(style, Some(h.symbols()));
     let mut json_err = None;
     let mut stdout_err = None;
-    let opts = RunOptions::new(r.cmdline.clone())
-        .timeout_secs(r.timeout)
+    let mut opts = RunOptions::new(r.cmdline.clone())
+        .timeout_secs(timeout)
         .accel(r.accel)
-        .memory_mib(r.memory_mib);
+        .memory_mib(r.memory_mib)
+        .boot(r.boot.unwrap_or(BootChoice::Cold));
+    if r.gdb {
+        opts = opts.gdb(r.gdb_port);
+    }
+    // Make or check the snapshot first, so its notes come before the run's output.
+    h.plan_boot(opts.boot, accel, opts.memory_mib)?;
+    for n in h.snapshots().take_notes() {
+        note(&n);
+    }
     let stdout = std::io::stdout();
     let out = h.run_with(&opts, accel, reason, &mut |line, parsed| {
         let mut o = stdout.lock();
@@ -179,6 +227,12 @@ pub fn run_outcome(r: &RunArgs) -> Result<(Outcome, i32), Error> {
     })?;
     if let Some(e) = stdout_err {
         return Err(Error::stdout(e));
+    }
+    for n in h.snapshots().take_notes().iter().chain(&out.boot_note) {
+        note(n);
+    }
+    if out.boot == crate::snapshot::BootKind::Snapshot {
+        note("started from the snapshot (no firmware output)");
     }
     if let Some(e) = json_err {
         return Err(Error::usage(format!(

@@ -11,6 +11,7 @@ use crate::exit::status;
 use crate::harness::Harness;
 use crate::out::say;
 use crate::qemu::AccelChoice;
+use crate::snapshot::{BootChoice, Start};
 use crate::stress::program::{GenConfig, MODES, POLICIES};
 use crate::stress::repro::Repro;
 use crate::stress::{self, Progress, StressConfig};
@@ -43,6 +44,10 @@ pub struct StressArgs {
     /// Per-run timeout in seconds
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// How runs start: snapshot resumes a saved machine waiting for its program (no
+    /// firmware); auto does that where it works and boots cold otherwise, saying why
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = BootChoice::Auto)]
+    pub boot: BootChoice,
     /// The JSON summary (default: target/stacklab/stress/summary.json)
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -86,14 +91,7 @@ fn parse_modes(s: &str) -> Result<String, String> {
 
 /// `cargo lab stress`: exit 0 if every run passed, 1 if any failed.
 pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
-    let (elf, image) = if a.no_build {
-        (paths::kernel_elf(false), paths::default_image())
-    } else {
-        build_cmd(false, None)?
-    };
-    let h = Harness::new(elf, image)?;
-    let (accel, reason) = h.accel(a.accel)?;
-    note(&format!("accelerator: {} ({reason})", accel.name()));
+    let (h, accel) = super::release_harness(a.no_build, a.accel)?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -113,6 +111,7 @@ pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
         time_limit: a.minutes.map(|m| Duration::from_secs(m * 60)),
         programs,
         accel: a.accel,
+        boot: a.boot,
         timeout_secs: a.timeout.max(1),
         out_dir: stress::default_dir(),
         plant: a.plant,
@@ -122,14 +121,24 @@ pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
         "stress: {} runs, seed {seed}, {} jobs, timeout {} s",
         cfg.runs, cfg.jobs, cfg.timeout_secs
     ));
+    let boot = match h.plan_boot(cfg.boot, accel, cfg.memory_mib)? {
+        Start::Snapshot(p) => format!("snapshot starts from {}", p.display()),
+        Start::Cold(None) => "cold boots".into(),
+        Start::Cold(Some(why)) => format!("cold boots: {why}"),
+    };
+    for n in h.snapshots().take_notes() {
+        note(&n);
+    }
+    note(&format!("boot: {boot}"));
     let tty = std::io::stderr().is_terminal();
     let summary = stress::stress(&h, &cfg, &mut |p: &Progress| {
         let line = format!(
-            "stress: {}/{} runs, {} failed, {:.1} runs/min",
+            "stress: {}/{} runs, {} failed, {:.1} runs/min, boot {}",
             p.done,
             p.total,
             p.failures,
-            p.per_minute()
+            p.per_minute(),
+            p.boots()
         );
         let mut err = std::io::stderr().lock();
         let _ = if tty {
@@ -140,6 +149,9 @@ pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
     })?;
     if tty {
         eprintln!();
+    }
+    for n in h.snapshots().take_notes() {
+        note(&n);
     }
     say!("{}", summary.table())?;
     for r in summary.failures() {
@@ -161,12 +173,14 @@ pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
         .unwrap_or_else(|| stress::default_dir().join("summary.json"));
     write_file(&json, &summary.to_json())?;
     note(&format!(
-        "stress: {} runs in {} ({:.1} runs/min with {} jobs, {:.1} s per run); summary {}",
+        "stress: {} runs in {} ({:.1} runs/min with {} jobs, {:.1} s per run; boots: {} cold, {} snapshot); summary {}",
         summary.runs.len(),
         secs(summary.wall),
         summary.per_minute(),
         summary.jobs,
         summary.mean_run_secs(),
+        summary.boots()["cold"],
+        summary.boots()["snapshot"],
         json.display()
     ));
     Ok(if summary.failures().is_empty() {
@@ -186,7 +200,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), Error> {
 }
 
 /// `cargo lab run --repro FILE`: exit 0 if the replay classified as recorded, 1 if not.
-pub fn repro_cmd(file: &Path, no_build: bool) -> Result<i32, Error> {
+pub fn repro_cmd(file: &Path, no_build: bool, boot: Option<BootChoice>) -> Result<i32, Error> {
     let repro = Repro::read(file)?;
     let (elf, image) = if no_build {
         (paths::kernel_elf(false), paths::default_image())
@@ -195,7 +209,7 @@ pub fn repro_cmd(file: &Path, no_build: bool) -> Result<i32, Error> {
     };
     let h = Harness::new(elf, image)?;
     note(&format!(
-        "replaying run {} of seed {} ({}, timeout {} s): {}",
+        "replaying run {} of seed {} ({}, {} boot, timeout {} s): {}",
         repro.run,
         repro.seed,
         match repro.accel {
@@ -203,16 +217,19 @@ pub fn repro_cmd(file: &Path, no_build: bool) -> Result<i32, Error> {
             AccelChoice::Tcg => "tcg",
             AccelChoice::Auto => "auto",
         },
+        boot.unwrap_or(repro.boot.choice()).name(),
         repro.timeout_secs,
         repro.cmdline
     ));
-    let r = stress::replay(&h, repro)?;
+    let r = stress::replay(&h, repro, boot)?;
     say!(
-        "recorded: {} ({})\nreplayed: {} ({})\n{}",
+        "recorded: {} ({}, {} boot)\nreplayed: {} ({}, {} boot)\n{}",
         r.repro.class.name(),
         r.repro.detail,
+        r.repro.boot.name(),
         r.now.class.name(),
         r.now.detail,
+        r.boot.name(),
         if r.matched() {
             "reproduced: same classification"
         } else {

@@ -105,9 +105,32 @@ fn parses_every_command() {
             image: None,
             debug: false,
             repro: None,
+            boot: None,
+            ..RunArgs::default()
         })
     );
     assert_eq!(p(&["run"]).unwrap(), Command::Run(RunArgs::default()));
+    assert_eq!(
+        p(&["run", "--gdb", "--gdb-port", "4000", "--cmdline", "int3"]).unwrap(),
+        Command::Run(RunArgs {
+            cmdline: "int3".into(),
+            gdb: true,
+            gdb_port: 4000,
+            ..RunArgs::default()
+        })
+    );
+    assert_eq!(
+        p(&["run", "--shell"]).unwrap(),
+        Command::Run(RunArgs {
+            shell: true,
+            ..RunArgs::default()
+        })
+    );
+    err(
+        &["run", "--gdb-port", "4000"],
+        ClapKind::MissingRequiredArgument,
+    );
+    err(&["run", "--shell", "--gdb"], ClapKind::ArgumentConflict);
     assert_eq!(
         p(&["run", "--image", "x.img", "--debug"]).unwrap(),
         Command::Run(RunArgs {

@@ -51,6 +51,12 @@ fn debug_exit_device() -> String {
 /// The `-fw_cfg` argument carrying the kernel command line, or `None` for an empty command
 /// line (QEMU rejects an empty `string=`; the kernel treats a missing file as empty).
 pub fn fw_cfg_cmdline(cmdline: &str) -> Result<Option<OsString>, Error> {
+    fw_cfg_text(FW_CFG_CMDLINE, cmdline)
+}
+
+/// The `-fw_cfg` argument carrying a command line as file `name` (checked like
+/// [`fw_cfg_cmdline`]), or `None` when it is blank.
+pub fn fw_cfg_text(name: &str, cmdline: &str) -> Result<Option<OsString>, Error> {
     if cmdline.len() > MAX_CMDLINE {
         return Err(Error::usage(format!(
             "the command line is {} bytes; the kernel accepts at most {MAX_CMDLINE}",
@@ -66,7 +72,7 @@ pub fn fw_cfg_cmdline(cmdline: &str) -> Result<Option<OsString>, Error> {
         return Ok(None);
     }
     Ok(Some(opt(
-        &format!("name={FW_CFG_CMDLINE},string="),
+        &format!("name={name},string="),
         cmdline.as_bytes(),
     )))
 }
@@ -175,6 +181,21 @@ impl Machine<'_> {
         a.push(self.accel.name().into());
         Ok(a)
     }
+}
+
+/// The gdb port `run --gdb` uses unless told otherwise (QEMU's `-s` default).
+pub const DEFAULT_GDB_PORT: u16 = 1234;
+
+/// The arguments that start QEMU's gdb stub on `127.0.0.1:port` with the CPU halted before
+/// the firmware's first instruction (`-S`), to be appended to [`Machine::args`]. The serial
+/// line stays on standard input and output (`-serial stdio` above), also for `run --shell`,
+/// where the host tool writes the terminal's bytes to QEMU's standard input.
+pub fn gdb_args(port: u16) -> Vec<OsString> {
+    vec![
+        "-gdb".into(),
+        format!("tcp:127.0.0.1:{port}").into(),
+        "-S".into(),
+    ]
 }
 
 /// The arguments of the KVM probe VM (SeaBIOS boots the raw sector in `probe`).

@@ -1,22 +1,25 @@
 //! Everything about QEMU, in three parts:
 //!
-//! * [`args`]: QEMU's command line for a stacklab machine and for the KVM probe. It is the
-//!   only place in the repository that spells QEMU flags;
+//! * [`args`]: QEMU's command line for a stacklab machine and for the KVM probe. It and
+//!   [`snapshot`] are the only places in the repository that spell QEMU flags;
 //! * [`process`]: running QEMU in its own process group, streaming its serial output, the
 //!   timeout, Ctrl-C, stopping early, and never leaving a QEMU behind;
-//! * [`kvm`]: whether KVM really works here (a probe boot) and which accelerator a run uses.
+//! * [`kvm`]: whether KVM really works here (a probe boot) and which accelerator a run uses;
+//! * [`snapshot`]: the extra arguments of snapshot starts (saving and resuming a machine
+//!   that waits for its program) and the saving through QMP.
 //!
 //! This file finds the QEMU binary and defines the accelerator types.
 
 pub mod args;
 pub mod kvm;
 pub mod process;
+pub mod snapshot;
 
 use std::path::PathBuf;
 
 pub use args::{DEFAULT_MEMORY_MIB, Machine, fw_cfg_cmdline};
 pub use kvm::{probe_kvm, resolve_accel};
-pub use process::{Flow, RunResult, interrupt, run};
+pub use process::{Flow, Io, RunResult, interrupt, run, run_interactive};
 
 use crate::Error;
 

@@ -264,7 +264,121 @@ pub fn run(
     }
     let stderr = String::from_utf8_lossy(&stderr_buf.lock().map(|b| b.clone()).unwrap_or_default())
         .into_owned();
-    let end = match status {
+    Ok(RunResult {
+        end: end_of(status, stopped),
+        stderr,
+        last_line,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// What an interactive run ([`run_interactive`]) is told, in arrival order, on one channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Io {
+    /// Bytes for the guest's serial input (QEMU's standard input).
+    Input(Vec<u8>),
+    /// The user leaves: QEMU is stopped, the run ends with [`QemuEnd::Stopped`].
+    Leave,
+    /// Serial output (from the reader thread this module starts).
+    Output(Vec<u8>),
+    /// QEMU closed its standard output.
+    Closed,
+}
+
+/// Runs `bin args` with standard input piped: every [`Io::Input`] sent on `tx`'s channel
+/// (whose receiving end is `rx`) is written to it, serial output is passed to `on_output` as
+/// it arrives (in chunks, not lines), and [`Io::Leave`] (or [`Flow::Stop`] from `on_output`)
+/// stops QEMU. No timeout: a person is at the other end. Ctrl-C of this process is handled as
+/// in [`run`].
+pub fn run_interactive(
+    bin: &Path,
+    args: &[OsString],
+    tx: mpsc::Sender<Io>,
+    rx: mpsc::Receiver<Io>,
+    on_output: &mut dyn FnMut(&[u8]) -> Flow,
+) -> Result<RunResult, Error> {
+    use std::io::Write;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(interrupted());
+    }
+    let start = Instant::now();
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = Guard::spawn(&mut cmd)
+        .map_err(|e| Error::env(format!("cannot start {}: {e}", bin.display())))?;
+    let mut stdin = guard.child.stdin.take().expect("piped stdin");
+    let mut stdout = guard.child.stdout.take().expect("piped stdout");
+    let (stderr_buf, err_done) = collector(guard.child.stderr.take().expect("piped stderr"));
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut chunk) {
+            if n == 0 || tx.send(Io::Output(chunk[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+        let _ = tx.send(Io::Closed);
+    });
+    let mut stopped = false;
+    let mut tail = Vec::new();
+    while let Ok(io) = rx.recv() {
+        match io {
+            Io::Input(b) => {
+                // A QEMU that is exiting no longer reads; its end is reported below.
+                let _ = stdin.write_all(&b).and_then(|_| stdin.flush());
+            }
+            Io::Leave => {
+                stopped = true;
+                break;
+            }
+            Io::Output(b) => {
+                tail.extend_from_slice(&b);
+                let keep = tail.len().saturating_sub(4096);
+                tail.drain(..keep);
+                if on_output(&b) == Flow::Stop {
+                    stopped = true;
+                    break;
+                }
+            }
+            Io::Closed => break,
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    let status = if stopped {
+        guard.kill();
+        let _ = guard.child.wait();
+        None
+    } else {
+        guard.child.wait().ok()
+    };
+    guard.done = true;
+    drop(guard);
+    let _ = err_done.recv_timeout(Duration::from_millis(500));
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(interrupted());
+    }
+    let stderr = String::from_utf8_lossy(&stderr_buf.lock().map(|b| b.clone()).unwrap_or_default())
+        .into_owned();
+    let last_line = String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_string);
+    Ok(RunResult {
+        end: end_of(status, stopped),
+        stderr,
+        last_line,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// How the process ended: its status, or killed by us (stopped or at the timeout).
+fn end_of(status: Option<std::process::ExitStatus>, stopped: bool) -> QemuEnd {
+    match status {
         None if stopped => QemuEnd::Stopped,
         None => QemuEnd::TimedOut,
         Some(s) => match (s.code(), s.signal()) {
@@ -272,13 +386,7 @@ pub fn run(
             (None, Some(sig)) => QemuEnd::Signaled(sig),
             (None, None) => QemuEnd::Exited(-1),
         },
-    };
-    Ok(RunResult {
-        end,
-        stderr,
-        last_line,
-        elapsed: start.elapsed(),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -390,5 +498,43 @@ mod tests {
             "{}",
             e.msg
         );
+    }
+
+    #[test]
+    fn interactive_input_reaches_the_process_and_leave_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake(
+            dir.path(),
+            "printf 'prompt> '; while read l; do echo \"got $l\"; printf 'prompt> '; done",
+        );
+        let (tx, rx) = mpsc::channel();
+        tx.send(Io::Input(b"one\n".to_vec())).unwrap();
+        let mut seen = Vec::new();
+        let feeder = tx.clone();
+        let r = run_interactive(&bin.0, &bin.1, tx, rx, &mut |b| {
+            seen.extend_from_slice(b);
+            if seen.ends_with(b"got one\nprompt> ") {
+                feeder.send(Io::Leave).unwrap();
+            }
+            Flow::Continue
+        })
+        .unwrap();
+        assert_eq!(r.end, QemuEnd::Stopped);
+        assert_eq!(String::from_utf8_lossy(&seen), "prompt> got one\nprompt> ");
+    }
+
+    #[test]
+    fn interactive_run_reports_the_exit_status_and_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake(
+            dir.path(),
+            "read l; echo \"bye $l\"; echo oops >&2; exit 41",
+        );
+        let (tx, rx) = mpsc::channel();
+        tx.send(Io::Input(b"now\n".to_vec())).unwrap();
+        let r = run_interactive(&bin.0, &bin.1, tx, rx, &mut |_| Flow::Continue).unwrap();
+        assert_eq!(r.end, QemuEnd::Exited(41));
+        assert_eq!(r.last_line.as_deref(), Some("bye now"));
+        assert_eq!(r.stderr_tail(1), "oops");
     }
 }

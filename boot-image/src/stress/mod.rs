@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Harness, RunOptions};
 use crate::qemu::{self, Accel, AccelChoice};
+use crate::snapshot::{BootChoice, BootKind};
 use crate::{Error, paths};
 use classify::{Judgement, classify};
 use program::{Expect, GenConfig, Program, generate};
@@ -45,6 +46,8 @@ pub struct StressConfig {
     pub programs: GenConfig,
     /// The accelerator choice for every run.
     pub accel: AccelChoice,
+    /// Cold boots or snapshot starts (default `auto`: snapshot starts where they work).
+    pub boot: BootChoice,
     /// Per-run timeout in seconds.
     pub timeout_secs: u64,
     /// Guest memory in MiB.
@@ -66,6 +69,7 @@ impl Default for StressConfig {
             time_limit: None,
             programs: GenConfig::default(),
             accel: AccelChoice::Auto,
+            boot: BootChoice::Auto,
             timeout_secs: 60,
             memory_mib: qemu::DEFAULT_MEMORY_MIB,
             out_dir: default_dir(),
@@ -95,6 +99,10 @@ pub struct RunReport {
     pub judgement: Judgement,
     /// The accelerator it ran under.
     pub accel: Accel,
+    /// How it started.
+    pub boot: BootKind,
+    /// Why it booted cold although a snapshot start was wanted, if so.
+    pub boot_note: Option<String>,
     /// The QEMU run's wall time.
     pub elapsed: Duration,
     /// The reproducer written for it, if it failed.
@@ -110,11 +118,22 @@ pub struct Progress {
     pub total: u64,
     /// Finished runs that did not pass.
     pub failures: u64,
+    /// Finished runs that booted cold (the rest started from a snapshot).
+    pub cold: u64,
     /// Time since the start.
     pub elapsed: Duration,
 }
 
 impl Progress {
+    /// How the runs so far started: `snapshot`, `cold` or `mixed (N cold)`.
+    pub fn boots(&self) -> String {
+        match self.cold {
+            0 => "snapshot".into(),
+            n if n == self.done => "cold".into(),
+            n => format!("mixed ({n} cold)"),
+        }
+    }
+
     /// Finished runs per minute of wall time.
     pub fn per_minute(&self) -> f64 {
         self.done as f64 * 60.0 / self.elapsed.as_secs_f64().max(1e-3)
@@ -149,13 +168,14 @@ pub fn run_one(
     let opts = RunOptions::new(program.cmdline())
         .timeout_secs(cfg.timeout_secs)
         .accel(cfg.accel)
-        .memory_mib(cfg.memory_mib);
+        .memory_mib(cfg.memory_mib)
+        .boot(cfg.boot);
     let start = Instant::now();
     // An error here (QEMU or firmware missing, Ctrl-C) is no verdict on the program: it
     // stops the stress run. A QEMU that dies is an outcome (`machine-death`), not an error.
     let out = h.run(opts)?;
     let judgement = classify(&program.expect, &program.cmdline(), out.exit, &out.records);
-    let (accel, serial) = (out.accel, out.serial);
+    let (accel, serial, boot, boot_note) = (out.accel, out.serial, out.boot, out.boot_note);
     let elapsed = start.elapsed();
     let mut repro = None;
     if !judgement.class.passed() {
@@ -169,6 +189,7 @@ pub fn run_one(
             },
             timeout_secs: cfg.timeout_secs,
             memory_mib: cfg.memory_mib,
+            boot,
             expect: program.expect.clone(),
             class: judgement.class,
             detail: judgement.detail.clone(),
@@ -181,6 +202,8 @@ pub fn run_one(
         planted,
         judgement,
         accel,
+        boot,
+        boot_note,
         elapsed,
         repro,
     })
@@ -197,6 +220,7 @@ pub fn stress(
     let start = Instant::now();
     let mut failures = 0;
     let mut done = 0;
+    let mut cold = 0;
     let mut reports = pool::parallel(
         cfg.jobs,
         programs(cfg),
@@ -207,10 +231,12 @@ pub fn stress(
             if !r.judgement.class.passed() {
                 failures += 1;
             }
+            cold += u64::from(r.boot == BootKind::Cold);
             progress(&Progress {
                 done,
                 total: cfg.runs,
                 failures,
+                cold,
                 elapsed: start.elapsed(),
             });
         },
@@ -231,6 +257,8 @@ pub struct Replay {
     pub repro: Repro,
     /// The classification of the new run.
     pub now: Judgement,
+    /// How the new run started.
+    pub boot: BootKind,
 }
 
 impl Replay {
@@ -240,14 +268,19 @@ impl Replay {
     }
 }
 
-/// Boots a reproducer's command line again with its options and classifies the outcome
-/// against its expectation.
-pub fn replay(h: &Harness, repro: Repro) -> Result<Replay, Error> {
+/// Boots a reproducer's command line again with its options (and started as recorded, or
+/// as `boot` says) and classifies the outcome against its expectation.
+pub fn replay(h: &Harness, repro: Repro, boot: Option<BootChoice>) -> Result<Replay, Error> {
     let opts = RunOptions::new(repro.cmdline.clone())
         .timeout_secs(repro.timeout_secs)
         .accel(repro.accel)
-        .memory_mib(repro.memory_mib);
+        .memory_mib(repro.memory_mib)
+        .boot(boot.unwrap_or(repro.boot.choice()));
     let out = h.run(opts)?;
     let now = classify(&repro.expect, &repro.cmdline, out.exit, &out.records);
-    Ok(Replay { repro, now })
+    Ok(Replay {
+        repro,
+        now,
+        boot: out.boot,
+    })
 }

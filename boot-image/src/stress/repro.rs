@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::qemu::AccelChoice;
+use crate::snapshot::BootKind;
 use crate::stress::classify::Class;
 use crate::stress::program::Expect;
 
@@ -26,6 +27,8 @@ pub struct Repro {
     pub timeout_secs: u64,
     /// Guest memory in MiB.
     pub memory_mib: u64,
+    /// How the run started (files without the field were cold boots).
+    pub boot: BootKind,
     /// What the program had to do (as the checker was told).
     pub expect: Expect,
     /// How the run was classified.
@@ -59,6 +62,7 @@ impl Repro {
             "accel": accel_name(self.accel),
             "timeout_secs": self.timeout_secs,
             "memory_mib": self.memory_mib,
+            "boot": self.boot.name(),
             "expect": self.expect.name(),
             "classification": self.class.name(),
             "detail": self.detail,
@@ -91,6 +95,12 @@ impl Repro {
                 .map_err(|_| "field 'accel' must be auto, kvm or tcg".to_string())?,
             timeout_secs: u("timeout_secs")?,
             memory_mib: u("memory_mib")?,
+            boot: match v.get("boot").map(|b| b.as_str()) {
+                None => BootKind::Cold,
+                Some(Some("cold")) => BootKind::Cold,
+                Some(Some("snapshot")) => BootKind::Snapshot,
+                Some(_) => return Err("field 'boot' must be cold or snapshot".into()),
+            },
             expect: Expect::parse(s("expect")?)
                 .ok_or_else(|| "field 'expect' must be ok or abort:REASON".to_string())?,
             class: Class::from_name(s("classification")?)
@@ -131,6 +141,7 @@ mod tests {
             accel: AccelChoice::Tcg,
             timeout_secs: 60,
             memory_mib: 512,
+            boot: BootKind::Snapshot,
             expect: Expect::Abort("stack-overflow".into()),
             class: Class::MissingAbort,
             detail: "expected an abort".into(),
@@ -147,6 +158,22 @@ mod tests {
         let path = r.write(&dir.path().join("sub")).unwrap();
         assert!(path.ends_with(format!("repro-{}-3.json", u64::MAX)));
         assert_eq!(Repro::read(&path).unwrap(), r);
+    }
+
+    #[test]
+    fn the_boot_kind_is_kept_and_older_files_were_cold() {
+        let mut v: Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert_eq!(v["boot"], json!("snapshot"));
+        v.as_object_mut().unwrap().remove("boot");
+        assert_eq!(
+            Repro::from_json(&v.to_string()).unwrap().boot,
+            BootKind::Cold
+        );
+        v["boot"] = json!("warm");
+        assert_eq!(
+            Repro::from_json(&v.to_string()).unwrap_err(),
+            "field 'boot' must be cold or snapshot"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::RunReport;
 use super::classify::Class;
+use crate::snapshot::BootKind;
 
 /// Every finished run of a stress run, in run order.
 #[derive(Clone, Debug)]
@@ -38,6 +39,12 @@ impl Summary {
             .iter()
             .filter(|r| !r.judgement.class.passed())
             .collect()
+    }
+
+    /// How the runs started: `{"cold": N, "snapshot": M}`.
+    pub fn boots(&self) -> serde_json::Value {
+        let n = |k: BootKind| self.runs.iter().filter(|r| r.boot == k).count();
+        json!({"cold": n(BootKind::Cold), "snapshot": n(BootKind::Snapshot)})
     }
 
     /// Finished runs per minute of wall time.
@@ -114,6 +121,8 @@ impl Summary {
                     "classification": r.judgement.class.name(),
                     "detail": r.judgement.detail,
                     "accel": r.accel.name(),
+                    "boot": r.boot.name(),
+                    "boot_note": r.boot_note,
                     "secs": r.elapsed.as_secs_f64(),
                     "repro": r.repro.as_ref().map(|p| p.display().to_string()),
                 })
@@ -124,6 +133,7 @@ impl Summary {
             "jobs": self.jobs,
             "runs": self.runs.len(),
             "failures": self.failures().len(),
+            "boot": self.boots(),
             "wall_secs": self.wall.as_secs_f64(),
             "runs_per_minute": self.per_minute(),
             "mean_run_secs": self.mean_run_secs(),

@@ -15,6 +15,14 @@ pub const RECORD_PREFIX: &str = "@stacklab ";
 /// Name of the fw_cfg file that carries the kernel command line.
 pub const FW_CFG_CMDLINE: &str = "opt/stacklab/cmdline";
 
+/// The command line that puts the kernel in wait mode (snapshot starts): after starting up it
+/// writes an `awaiting` record and polls fw_cfg for [`FW_CFG_PROGRAM`], which a run resumed
+/// from a saved machine state carries, and then runs that as its command line.
+pub const AWAIT_CMDLINE: &str = "await";
+
+/// Name of the fw_cfg file that carries the program of a run resumed from a snapshot.
+pub const FW_CFG_PROGRAM: &str = "opt/stacklab/program";
+
 /// I/O port of QEMU's `isa-debug-exit` device.
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
 

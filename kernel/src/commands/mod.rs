@@ -8,6 +8,7 @@
 //! Adding a scenario is one function and one row in one file.
 
 pub mod settings;
+pub mod shell;
 
 use stacklab_core::cmdline::{self, ArgError};
 use stacklab_core::cmdspec::{Bound, Spec};
@@ -81,6 +82,7 @@ pub const GROUPS: &[&[Command]] = &[
     scenarios::fred_sim::COMMANDS,
     scenarios::catalogue::COMMANDS,
     scenarios::df_hazards::COMMANDS,
+    shell::COMMANDS,
 ];
 
 /// Every command, in `help` order.

@@ -68,7 +68,7 @@ pub const COMMANDS: &[Command] = &[
     command!(
         "halt",
         "",
-        "stop running commands; keep taking timer interrupts forever",
+        "idle, taking timer interrupts, until Ctrl-C (in the shell) or forever",
         "halt",
         halt
     ),
@@ -321,10 +321,12 @@ fn demo(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
 }
 
 fn halt(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
-    log::info!("halt: idle, taking timer interrupts (stop QEMU to end)");
-    loop {
+    log::info!("halt: idle, taking timer interrupts (Ctrl-C in the shell, or stop QEMU, to end)");
+    while !super::shell::interrupted() {
         cpu::wait_for_interrupt();
     }
+    super::shell::report_interrupted(true);
+    Ok(())
 }
 
 fn exit(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {

@@ -75,7 +75,10 @@ fn int3(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
 fn ticks(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let ms = c.number(0);
     let (start, t0) = (pic::ticks(), cpu::rdtsc());
-    time::spin_ms(ms);
+    if !time::spin_ms(ms) {
+        crate::commands::shell::report_interrupted(false);
+        return Ok(());
+    }
     let (counted, t1) = (pic::ticks() - start, cpu::rdtsc());
     // Judged against the TSC time that passed: never more interrupts than timer periods fit
     // (the timer would run fast), never fewer than a fifth less a host stall (stopped or slow). QEMU TCG on a

@@ -50,11 +50,21 @@ fn bench<'a>(c: &mut Call<'a>) -> Result<(), ArgError<'a>> {
             bench_switch(policy(), 2000);
             bench_spawn(policy(), 500);
             for kib in [8, 16, 32] {
+                if interrupted() {
+                    break;
+                }
                 bench_idle(Policy::Fixed { bytes: kib * 1024 }, 1000);
             }
         }
     }
+    if interrupted() {
+        crate::commands::shell::report_interrupted(false);
+    }
     Ok(())
+}
+
+fn interrupted() -> bool {
+    crate::commands::shell::interrupted()
 }
 
 fn bench_record(name: &str, samples: &mut [u64]) -> (u64, u64) {
@@ -77,6 +87,9 @@ fn bench_switch(policy: Policy, rounds: u64) {
     let ping = thread::spawn("ping", policy, move || {
         let mut samples = Vec::with_capacity(rounds as usize);
         for _ in 0..rounds {
+            if interrupted() {
+                break;
+            }
             let t0 = cpu::rdtsc();
             thread::yield_now();
             samples.push((cpu::rdtsc() - t0) / 2);
@@ -111,6 +124,9 @@ fn bench_switch(policy: Policy, rounds: u64) {
 fn bench_spawn(policy: Policy, n: u64) {
     let mut samples = Vec::with_capacity(n as usize);
     for i in 0..n {
+        if interrupted() {
+            break;
+        }
         let t0 = cpu::rdtsc();
         let Ok(t) = thread::spawn("nop", policy, move || i) else {
             return spawn_error(thread::SpawnError::NoSlot);

@@ -213,10 +213,13 @@ fn edge_sweep(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let saved = growth::mode();
     lazy::reset();
     let (mut cases, mut failures) = (0u64, Vec::new());
-    for &mode in &modes {
+    'sweep: for &mode in &modes {
         growth::set_mode(mode);
         for &kind in &kinds {
             for off in (from..=to).step_by(8) {
+                if crate::commands::shell::interrupted() {
+                    break 'sweep;
+                }
                 if let Err(why) = case(kind, off, cases % (lazy::SIZE / PAGE)) {
                     let f = format!("{}/{}/+{off}: {why}", mode.name(), kind.name());
                     log::error!("edge-sweep: {f}");
@@ -228,6 +231,11 @@ fn edge_sweep(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     }
     growth::set_mode(saved);
     lazy::reset();
+    if crate::commands::shell::interrupted() {
+        log::info!("edge-sweep: stopped after {cases} cases");
+        crate::commands::shell::report_interrupted(false);
+        return Ok(());
+    }
     let ok = failures.is_empty();
     log::info!(
         "edge-sweep: {cases} cases, {} failures (RSP at {from}..={to} bytes above the edge)",

@@ -132,6 +132,9 @@ fn threads_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let mut tids = Vec::with_capacity(n as usize);
     let mut spawn_failed = None;
     for i in 0..n {
+        if crate::commands::shell::interrupted() {
+            break;
+        }
         let d = depth_of(i);
         match thread::spawn("worker", policy, move || recurse(d, FRAME, 3).unwrap_or(0)) {
             Ok(t) => tids.push((t, d)),
@@ -149,6 +152,11 @@ fn threads_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
             correct += 1;
         }
         max_hw = max_hw.max(j.high_water);
+    }
+    if crate::commands::shell::interrupted() {
+        log::info!("threads: stopped after {started} of {n}, all joined");
+        crate::commands::shell::report_interrupted(false);
+        return Ok(());
     }
     if let Some(e) = spawn_failed {
         log::error!(

@@ -32,6 +32,18 @@ pub fn present() -> bool {
     &sig == b"QEMU"
 }
 
+/// The number of files in the fw_cfg directory (0 without fw_cfg): cheap to poll, six port
+/// accesses.
+pub fn file_count() -> u32 {
+    if !present() {
+        return 0;
+    }
+    select(FILE_DIR);
+    let mut count = [0u8; 4];
+    read(&mut count);
+    fwcfg::parse_count(count)
+}
+
 /// Reads the named file into `buf`; returns the number of bytes stored (at most `buf.len()`),
 /// or `None` if there is no such file. Whether the file was cut short is `Some(n)` with
 /// `n < size`: the second value is the file's full size.

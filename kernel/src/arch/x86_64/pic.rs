@@ -48,6 +48,19 @@ pub fn init() {
     periodic();
 }
 
+/// Opens IRQ line `irq` (0-7, the master PIC) at the PIC.
+pub fn unmask(irq: u8) {
+    super::cpu::without_interrupts(|| {
+        let mut pics = PICS.lock();
+        // SAFETY: reads and rewrites the 8259 pair's interrupt masks, clearing one bit of the
+        // master's; the line's vector has a stub (entry.rs) and is acknowledged above.
+        unsafe {
+            let [m, s] = pics.read_masks();
+            pics.write_masks(m & !(1 << (irq & 7)), s);
+        }
+    });
+}
+
 /// Programs PIT channel 0 (IRQ 0), mode `mode`, with `count` input clocks.
 fn program_channel0(mode: u8, count: u16) {
     let mut cmd = Port::<u8>::new(0x43);
@@ -150,6 +163,8 @@ pub(super) fn acknowledge(vector: Vector) -> bool {
         if vector == Vector::TIMER {
             tick();
             rearm_jittered();
+        } else if v == PIC_BASE + super::serial::COM1_IRQ {
+            super::serial::on_rx_interrupt();
         }
         end_of_interrupt(v);
     } else if v == PIC_BASE + 15 {
