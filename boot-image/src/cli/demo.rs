@@ -13,6 +13,7 @@ use crate::exit::status;
 use crate::harness::Harness;
 use crate::out::say;
 use crate::qemu::AccelChoice;
+use crate::snapshot::BootChoice;
 use crate::{Error, paths, setup};
 
 /// `cargo lab demo` options.
@@ -43,6 +44,10 @@ pub struct DemoArgs {
     /// Per-boot timeout in seconds (a cell that hangs takes this long)
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+    /// How cells start: snapshot resumes a saved machine waiting for its command line (no
+    /// firmware); auto does that where it works and boots cold otherwise, saying why
+    #[arg(long, value_name = "KIND", value_enum, default_value_t = BootChoice::Auto)]
+    pub boot: BootChoice,
     /// Testing the checker: document a wrong outcome for the cell HAZARD/POLICY, which must
     /// then be reported as a mismatch
     #[arg(long, value_name = "HAZARD/POLICY", hide = true)]
@@ -61,6 +66,7 @@ impl Default for DemoArgs {
             jobs: None,
             accel: AccelChoice::Auto,
             timeout: 60,
+            boot: BootChoice::Auto,
             plant: None,
         }
     }
@@ -84,8 +90,10 @@ pub fn demo_cmd(a: &DemoArgs) -> Result<i32, Error> {
         timeout_secs: a.timeout.max(1),
         only: a.only.clone(),
         policies: a.policy.clone(),
+        boot: a.boot,
         ..DemoConfig::default()
     };
+    super::stress::note_boot_plan(&h, cfg.boot, accel, cfg.memory_mib)?;
     note("reading the kernel's catalogue (one boot)");
     let mut cat = demo::load_catalogue(&h, &cfg)?;
     if let Some(cell) = &a.plant {

@@ -58,6 +58,7 @@ fn parses_every_command() {
             jobs: Some(3),
             accel: crate::qemu::AccelChoice::Tcg,
             timeout: 9,
+            boot: crate::snapshot::BootChoice::Auto,
             plant: None,
         })
     );

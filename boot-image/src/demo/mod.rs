@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Harness, RunOptions};
 use crate::qemu::{self, AccelChoice};
+use crate::snapshot::BootChoice;
 use crate::stress::{default_jobs, pool};
 use crate::{Error, paths};
 pub use catalogue::{Catalogue, Hazard, Policy};
@@ -52,6 +53,8 @@ pub struct DemoConfig {
     pub only: Option<Vec<String>>,
     /// Only these policies (all when `None`).
     pub policies: Option<Vec<String>>,
+    /// Cold boots or snapshot starts (default `auto`: snapshot starts where they work).
+    pub boot: BootChoice,
 }
 
 impl Default for DemoConfig {
@@ -63,6 +66,7 @@ impl Default for DemoConfig {
             memory_mib: qemu::DEFAULT_MEMORY_MIB,
             only: None,
             policies: None,
+            boot: BootChoice::Auto,
         }
     }
 }
@@ -73,6 +77,7 @@ impl DemoConfig {
             .timeout_secs(self.timeout_secs)
             .accel(self.accel)
             .memory_mib(self.memory_mib)
+            .boot(self.boot)
     }
 }
 
