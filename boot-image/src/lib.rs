@@ -19,6 +19,7 @@
 pub mod bochs;
 pub mod build;
 pub mod cli;
+pub mod demo;
 pub mod doctor;
 pub mod elf;
 pub mod error;

@@ -10,8 +10,6 @@ pub const NIGHTLY: &str = "nightly-2026-10-30";
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// The kernel's package (and binary) name.
 pub const KERNEL_PACKAGE: &str = "stacklab-kernel";
-/// The command line `cargo lab demo` boots with (the kernel defines what it does).
-pub const DEMO_CMDLINE: &str = "demo";
 
 /// The workspace root (this crate lives in `<root>/boot-image`).
 pub fn workspace_root() -> PathBuf {

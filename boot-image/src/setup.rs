@@ -209,3 +209,35 @@ pub fn setup() -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Installs Debian's `chromium` if it is missing (only the test of the HTML report needs
+/// it: `cargo lab setup --with-chromium`); returns its path.
+pub fn setup_chromium() -> Result<std::path::PathBuf, Error> {
+    use crate::demo::browser;
+    if let Some(p) = browser::find() {
+        say!("  ✓ chromium: present ({})", p.display())?;
+        return Ok(p);
+    }
+    if !is_root() {
+        return Err(Error::env(format!(
+            "chromium is missing; install it with: sudo {}",
+            apt_command(&[browser::PACKAGE])
+        )));
+    }
+    run_step("apt-get", &["update", "-q"], &[])?;
+    run_step(
+        "apt-get",
+        &[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            browser::PACKAGE,
+        ],
+        &[("DEBIAN_FRONTEND", "noninteractive")],
+    )?;
+    let p = browser::find()
+        .ok_or_else(|| Error::env("chromium is still missing after apt-get install"))?;
+    say!("  ✓ chromium: installed ({})", p.display())?;
+    Ok(p)
+}

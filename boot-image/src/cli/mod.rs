@@ -8,6 +8,7 @@
 //! errors exit 2, `--help` and `--version` exit 0.
 
 mod bench;
+mod demo;
 mod fred;
 mod gdb;
 mod run;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 pub use bench::{BenchBootArgs, bench_boot_cmd};
+pub use demo::{DemoArgs, demo_cmd};
 pub use gdb::{KERNEL_LOAD_OFFSET, gdb_command};
 pub use run::{RunArgs, run_cmd, run_outcome};
 pub use shell::{Screen, restore_terminal, scan_keys, shell_cmdline};
@@ -31,7 +33,7 @@ pub use stress::{StressArgs, stress_cmd};
 use crate::build::{self, Output};
 use crate::exit::status;
 use crate::out::say;
-use crate::record::{self, Record, Style};
+use crate::record::{self, Style};
 use crate::symbols::Symbolizer;
 use crate::{Error, ErrorKind, doctor, paths, setup};
 
@@ -65,6 +67,9 @@ pub enum Command {
         /// target/stacklab/bochs/ (skipped when SRC was built already)
         #[arg(long = "with-bochs", value_name = "SRC")]
         with_bochs: Option<PathBuf>,
+        /// Also Debian's chromium (headless), which the test of the demo's HTML report uses
+        #[arg(long)]
+        with_chromium: bool,
     },
     /// Build the kernel and its UEFI image (target/stacklab/stacklab-uefi.img)
     Build {
@@ -77,8 +82,11 @@ pub enum Command {
     },
     /// Build, then boot the kernel in QEMU and show what it reports
     Run(RunArgs),
-    /// Setup + build + run the demo command line
-    Demo,
+    /// The hazard matrix: every hazard of the kernel's catalogue under every stack policy,
+    /// one boot per cell, in parallel, checked against the documented outcomes; a table, an
+    /// HTML report and JSON in target/stacklab/report/ (the kernel's linear tour is
+    /// `run --cmdline demo`)
+    Demo(DemoArgs),
     /// Seeded random programs of scenarios, several QEMUs in parallel, each outcome checked;
     /// a reproducer file per failure (replay with `run --repro FILE`)
     Stress(StressArgs),
@@ -126,10 +134,13 @@ impl Command {
     /// Runs the command; returns the process exit status.
     pub fn run(self) -> Result<i32, Error> {
         match self {
-            Command::Setup { with_bochs } => setup_cmd(with_bochs.as_deref()),
+            Command::Setup {
+                with_bochs,
+                with_chromium,
+            } => setup_cmd(with_bochs.as_deref(), with_chromium),
             Command::Build { debug, kernel } => build_cmd(debug, kernel).map(|_| 0),
             Command::Run(r) => run_cmd(&r),
-            Command::Demo => demo_cmd(),
+            Command::Demo(a) => demo_cmd(&a),
             Command::Stress(a) => stress_cmd(&a),
             Command::BenchBoot(a) => bench_boot_cmd(&a),
             Command::Test { extra } => test_cmd(&extra),
@@ -179,7 +190,7 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-fn setup_cmd(with_bochs: Option<&std::path::Path>) -> Result<i32, Error> {
+fn setup_cmd(with_bochs: Option<&std::path::Path>, with_chromium: bool) -> Result<i32, Error> {
     let t = Instant::now();
     if let Some(src) = with_bochs {
         // A bad path is refused before anything is installed.
@@ -189,66 +200,11 @@ fn setup_cmd(with_bochs: Option<&std::path::Path>) -> Result<i32, Error> {
     if let Some(src) = with_bochs {
         crate::bochs::build::setup_bochs(src)?;
     }
+    if with_chromium {
+        setup::setup_chromium()?;
+    }
     note(&format!("setup done in {}", secs(t.elapsed())));
     Ok(0)
-}
-
-fn demo_cmd() -> Result<i32, Error> {
-    note("setup");
-    setup::setup()?;
-    let r = RunArgs {
-        cmdline: paths::DEMO_CMDLINE.into(),
-        ..RunArgs::default()
-    };
-    // The demo ends, by design, with the SDM-abort baseline: a stack overflow that the #DF
-    // handler reports before stopping the machine. That abort, after every scene before it
-    // succeeded, is the expected ending; anything else is a failed demo.
-    let (out, status) = run_outcome(&r)?;
-    match demo_verdict(&out.records, status) {
-        Ok(()) => {
-            note(
-                "demo finished: every scene succeeded, and the last one stops the machine with the #DF report, as the SDM baseline must",
-            );
-            Ok(0)
-        }
-        Err(why) => {
-            note(&format!("demo failed: {why}"));
-            Ok(if status == status::ABORT {
-                status::FAILURE
-            } else {
-                status
-            })
-        }
-    }
-}
-
-/// Whether a demo run ended as it must: every `result` ok, no `error`, and exactly one
-/// `abort`, the overflow report from #DF, right before `exit`.
-pub fn demo_verdict(records: &[Record], status: i32) -> Result<(), String> {
-    if let Some(r) = records.iter().find(|r| r.kind == "error") {
-        return Err(format!("a command was refused: {}", r.to_json_line()));
-    }
-    if let Some(r) = records
-        .iter()
-        .find(|r| r.kind == "result" && r.bool("ok") != Some(true))
-    {
-        return Err(format!("a scene did not succeed: {}", r.to_json_line()));
-    }
-    let aborts: Vec<&Record> = records.iter().filter(|r| r.kind == "abort").collect();
-    match aborts.as_slice() {
-        [a] if a.str("reason") == Some("stack-overflow") && a.str("via") == Some("#DF") => {}
-        [a] => {
-            return Err(format!(
-                "the ending is not the #DF overflow report: {}",
-                a.to_json_line()
-            ));
-        }
-        _ => return Err(format!("{} abort records instead of one", aborts.len())),
-    }
-    if status != status::ABORT {
-        return Err(format!("the run ended with status {status}, not the abort"));
-    }
-    Ok(())
 }
 
 fn symbolize_cmd(addrs: &[u64], offset: u64, kernel: Option<PathBuf>) -> Result<i32, Error> {

@@ -89,6 +89,26 @@ fn parse_modes(s: &str) -> Result<String, String> {
         .map(|v| v.join(","))
 }
 
+/// Says how the runs will start (snapshot or cold, and why), making the snapshot first if
+/// one is wanted. Shared with `demo`.
+pub(super) fn note_boot_plan(
+    h: &Harness,
+    choice: BootChoice,
+    accel: crate::qemu::Accel,
+    memory_mib: u64,
+) -> Result<(), Error> {
+    let boot = match h.plan_boot(choice, accel, memory_mib)? {
+        Start::Snapshot(p) => format!("snapshot starts from {}", p.display()),
+        Start::Cold(None) => "cold boots".into(),
+        Start::Cold(Some(why)) => format!("cold boots: {why}"),
+    };
+    for n in h.snapshots().take_notes() {
+        note(&n);
+    }
+    note(&format!("boot: {boot}"));
+    Ok(())
+}
+
 /// `cargo lab stress`: exit 0 if every run passed, 1 if any failed.
 pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
     let (h, accel) = super::release_harness(a.no_build, a.accel)?;
@@ -121,15 +141,7 @@ pub fn stress_cmd(a: &StressArgs) -> Result<i32, Error> {
         "stress: {} runs, seed {seed}, {} jobs, timeout {} s",
         cfg.runs, cfg.jobs, cfg.timeout_secs
     ));
-    let boot = match h.plan_boot(cfg.boot, accel, cfg.memory_mib)? {
-        Start::Snapshot(p) => format!("snapshot starts from {}", p.display()),
-        Start::Cold(None) => "cold boots".into(),
-        Start::Cold(Some(why)) => format!("cold boots: {why}"),
-    };
-    for n in h.snapshots().take_notes() {
-        note(&n);
-    }
-    note(&format!("boot: {boot}"));
+    note_boot_plan(&h, cfg.boot, accel, cfg.memory_mib)?;
     let tty = std::io::stderr().is_terminal();
     let summary = stress::stress(&h, &cfg, &mut |p: &Progress| {
         let line = format!(

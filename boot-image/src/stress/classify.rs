@@ -160,6 +160,43 @@ pub fn classify(expect: &Expect, cmdline: &str, exit: KernelExit, records: &[Rec
     }
 }
 
+/// What a run did, in the catalogue's outcome vocabulary (`stacklab_core::catalogue`; no
+/// expectation needed): `ok`, `abort:<reason>` (an `abort` record, panics included),
+/// `refused` (a `result` with a `refused` field, `true` or a reason: the command declined
+/// cleanly), `detected:<what>` (a `result` naming what it detected), `hang` (killed at the
+/// timeout) or `triple-fault` (QEMU ended without a consistent `exit` record: a reset under
+/// `-no-reboot`). Two more words no cell may be documented with: `bad-command:<cmd>` (the
+/// kernel did not accept a command: an `error` record) and `failed:<cmd>` (a `result` not
+/// ok that names nothing detected or refused).
+pub fn observe(exit: KernelExit, records: &[Record]) -> String {
+    match exit {
+        KernelExit::Timeout => return "hang".into(),
+        KernelExit::NoExitRecord => return "triple-fault".into(),
+        KernelExit::Kernel(_) => {}
+    }
+    if let Some(a) = records.iter().find(|r| r.kind == "abort") {
+        return format!("abort:{}", a.str("reason").unwrap_or("unknown"));
+    }
+    if let Some(e) = records.iter().find(|r| r.kind == "error") {
+        return format!("bad-command:{}", e.str("cmd").unwrap_or("?"));
+    }
+    let results = || records.iter().filter(|r| r.kind == "result");
+    let refused = |r: &Record| {
+        r.get("refused")
+            .is_some_and(|v| v.as_bool() == Some(true) || v.is_string())
+    };
+    if results().any(refused) {
+        return "refused".into();
+    }
+    if let Some(what) = results().find_map(|r| r.str("detected")) {
+        return format!("detected:{what}");
+    }
+    if let Some(bad) = results().find(|r| r.bool("ok") != Some(true)) {
+        return format!("failed:{}", bad.str("cmd").unwrap_or("?"));
+    }
+    "ok".into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +316,44 @@ mod tests {
         ));
         assert!(reached_last_command("recurse 900 1024", &[]));
         assert!(reached_last_command("", &[]));
+    }
+
+    #[test]
+    fn observed_outcomes_in_catalogue_words() {
+        let ok = K(ExitCode::Success);
+        assert_eq!(observe(ok, &recs(&[READY, OK])), "ok");
+        assert_eq!(
+            observe(K(ExitCode::Abort), &recs(&[READY, OK, OVERFLOW])),
+            "abort:stack-overflow"
+        );
+        let panic = r#"{"kind":"abort","reason":"panic","msg":"boom"}"#;
+        assert_eq!(observe(K(ExitCode::Panic), &recs(&[panic])), "abort:panic");
+        let err = r#"{"kind":"error","cmd":"x","msg":"unknown command"}"#;
+        assert_eq!(
+            observe(K(ExitCode::BadCommand), &recs(&[READY, err])),
+            "bad-command:x"
+        );
+        let no = r#"{"kind":"result","cmd":"extra","ok":true,"refused":true}"#;
+        assert_eq!(observe(ok, &recs(&[READY, no, OK])), "refused");
+        let why = r#"{"kind":"result","cmd":"extra","ok":true,"refused":"pool empty"}"#;
+        assert_eq!(observe(ok, &recs(&[READY, why])), "refused");
+        let not = r#"{"kind":"result","cmd":"extra","ok":true,"refused":false}"#;
+        assert_eq!(observe(ok, &recs(&[READY, not])), "ok");
+        let det = r#"{"kind":"result","cmd":"clobber","ok":true,"detected":"canary"}"#;
+        assert_eq!(observe(ok, &recs(&[READY, det])), "detected:canary");
+        assert_eq!(
+            observe(K(ExitCode::Failure), &recs(&[READY, OK, BAD])),
+            "failed:threads"
+        );
+        // The machine's end decides before any record.
+        assert_eq!(
+            observe(KernelExit::Timeout, &recs(&[READY, OVERFLOW])),
+            "hang"
+        );
+        assert_eq!(
+            observe(KernelExit::NoExitRecord, &recs(&[READY])),
+            "triple-fault"
+        );
     }
 
     #[test]

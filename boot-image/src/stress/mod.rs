@@ -13,13 +13,12 @@
 //! ```
 
 pub mod classify;
+pub mod pool;
 pub mod program;
 pub mod repro;
 mod summary;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::harness::{Harness, RunOptions};
@@ -219,60 +218,29 @@ pub fn stress(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Summary, Error> {
     let start = Instant::now();
-    let queue = Mutex::new(programs(cfg).into_iter());
-    let failures = AtomicU64::new(0);
+    let mut failures = 0;
+    let mut done = 0;
     let mut cold = 0;
-    let mut reports = Vec::new();
-    let mut first_err = None;
-    std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        for _ in 0..cfg.jobs.max(1) {
-            let (tx, queue) = (tx.clone(), &queue);
-            s.spawn(move || {
-                loop {
-                    if cfg.time_limit.is_some_and(|t| start.elapsed() >= t) {
-                        return;
-                    }
-                    let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
-                    let Some((p, planted)) = next else { return };
-                    let r = run_one(h, cfg, p, planted);
-                    let stop = r.is_err();
-                    if tx.send(r).is_err() || stop {
-                        if stop {
-                            // Leave the rest: the environment is broken for every run.
-                            queue.lock().map(|mut q| q.by_ref().for_each(drop)).ok();
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        for r in rx {
-            match r {
-                Ok(r) => {
-                    if !r.judgement.class.passed() {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                    cold += u64::from(r.boot == BootKind::Cold);
-                    reports.push(r);
-                    progress(&Progress {
-                        done: reports.len() as u64,
-                        total: cfg.runs,
-                        failures: failures.load(Ordering::Relaxed),
-                        cold,
-                        elapsed: start.elapsed(),
-                    });
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+    let mut reports = pool::parallel(
+        cfg.jobs,
+        programs(cfg),
+        &|| cfg.time_limit.is_none_or(|t| start.elapsed() < t),
+        &|(p, planted)| run_one(h, cfg, p, planted),
+        &mut |r: &RunReport| {
+            done += 1;
+            if !r.judgement.class.passed() {
+                failures += 1;
             }
-        }
-    });
-    if let Some(e) = first_err {
-        return Err(e);
-    }
+            cold += u64::from(r.boot == BootKind::Cold);
+            progress(&Progress {
+                done,
+                total: cfg.runs,
+                failures,
+                cold,
+                elapsed: start.elapsed(),
+            });
+        },
+    )?;
     reports.sort_by_key(|r| r.program.index);
     Ok(Summary {
         seed: cfg.seed,

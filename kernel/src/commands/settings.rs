@@ -52,6 +52,13 @@ pub const COMMANDS: &[Command] = &[
         stats
     ),
     command!(
+        "growth-trace",
+        "MODE:on|off",
+        "keep a trace of growth events (time, stack slot, pages mapped); 'stats' prints it",
+        "growth-trace on",
+        growth_trace
+    ),
+    command!(
         "demo",
         "",
         "a tour: growth by each path and its hazards, then the #DF abort baseline",
@@ -189,6 +196,13 @@ fn growth_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     Ok(())
 }
 
+fn growth_trace(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
+    let on = c.word(0) == "on";
+    growth::stats::set_trace(on);
+    report::result(|r| r.bool("ok", true).bool("trace", on));
+    Ok(())
+}
+
 fn reserve(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     let n = c.number(0);
     let hold = c.word(1) == "hold";
@@ -247,6 +261,14 @@ fn stats(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
                 .u64("deepest", s.deepest)
                 .hex("last_rip", s.last_rip)
         });
+    }
+    if growth::stats::trace_on() {
+        let n = growth::stats::for_each_traced(|tsc, slot, pages| {
+            report::emit("growth-event", |r| {
+                r.u64("tsc", tsc).u64("slot", slot).u64("pages", pages)
+            });
+        });
+        log::info!("stats trace: {n} growth event(s)");
     }
     let held = if res.hold { ", held" } else { "" };
     let lost = pic::lost_recovered();

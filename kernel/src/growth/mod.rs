@@ -114,8 +114,13 @@ pub fn mode() -> Mode {
 /// allocation.
 pub fn grow(path: Path, page: u64, t0: u64, rip: u64, cr2: u64) -> Result<(), GrowError> {
     let pages = stacks::grow_down_to(page, FrameSource::Reserve)?;
-    let depth = stacks::live_slot(cr2).map_or(0, |s| s.range.top - cr2);
-    stats::record(path, cpu::rdtsc() - t0, rip, depth, pages);
+    let live = stacks::live_slot(cr2);
+    let depth = live.map_or(0, |s| s.range.top - cr2);
+    let now = cpu::rdtsc();
+    stats::record(path, now - t0, rip, depth, pages);
+    if let Some(s) = live {
+        stats::trace(now, s.range.index, (s.range.top - s.mapped_lo) / 4096);
+    }
     pic::recover_lost_irq();
     Ok(())
 }

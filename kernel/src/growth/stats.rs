@@ -1,7 +1,7 @@
 //! What growth has cost: per-path counters and cycle samples (for `stats` and `bench
 //! growth`). Everything here is lock-free, because fault handlers write it.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// What kind of event a counter describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,4 +89,53 @@ pub fn snapshot(path: usize) -> Snapshot {
         last_rip: s.last_rip.load(Ordering::Relaxed),
         deepest: s.deepest.load(Ordering::Relaxed),
     }
+}
+
+/// Growth events the trace keeps (the first ones; later events are counted, not kept).
+pub const TRACE_LEN: usize = 256;
+
+static TRACE_ON: AtomicBool = AtomicBool::new(false);
+static TRACE_NEXT: AtomicU64 = AtomicU64::new(0);
+/// Per event: TSC, stack slot, pages mapped on that stack after the event.
+static TRACE: [[AtomicU64; 3]; TRACE_LEN] = [const { [const { AtomicU64::new(0) }; 3] }; TRACE_LEN];
+
+/// Starts (emptied) or stops the growth trace (`growth-trace on|off`; off at boot).
+pub fn set_trace(on: bool) {
+    TRACE_ON.store(false, Ordering::Relaxed);
+    if on {
+        TRACE_NEXT.store(0, Ordering::Relaxed);
+        TRACE_ON.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether the growth trace is on.
+pub fn trace_on() -> bool {
+    TRACE_ON.load(Ordering::Relaxed)
+}
+
+/// Records one growth event in the trace, if it is on. Fault path: lock-free.
+pub fn trace(tsc: u64, slot: u64, pages: u64) {
+    if !trace_on() {
+        return;
+    }
+    let n = TRACE_NEXT.fetch_add(1, Ordering::Relaxed) as usize;
+    if let Some(e) = TRACE.get(n) {
+        e[0].store(tsc, Ordering::Relaxed);
+        e[1].store(slot, Ordering::Relaxed);
+        e[2].store(pages, Ordering::Relaxed);
+    }
+}
+
+/// Calls `f(tsc, slot, pages)` for every kept event, in order; returns how many events
+/// happened in all (more than were kept when the trace overflowed).
+pub fn for_each_traced(mut f: impl FnMut(u64, u64, u64)) -> u64 {
+    let n = TRACE_NEXT.load(Ordering::Relaxed);
+    for e in TRACE.iter().take(n as usize) {
+        f(
+            e[0].load(Ordering::Relaxed),
+            e[1].load(Ordering::Relaxed),
+            e[2].load(Ordering::Relaxed),
+        );
+    }
+    n
 }
