@@ -335,7 +335,9 @@ fn demo(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
 }
 
 fn halt(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
-    log::info!("halt: idle, taking timer interrupts (Ctrl-C in the shell, or stop the emulator, to end)");
+    log::info!(
+        "halt: idle, taking timer interrupts (Ctrl-C in the shell, or stop the emulator, to end)"
+    );
     while !super::shell::interrupted() {
         cpu::wait_for_interrupt();
     }
