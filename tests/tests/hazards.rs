@@ -278,6 +278,42 @@ fn under_ensure_nothing_faults_and_one_word_beyond_the_limit_is_refused() {
     assert_eq!(num(r, "pages"), 8);
 }
 
+static ENSURE_STATS: Shared =
+    Shared::new("policy grow 4K 32K; growth ensure; recurse 60 256; stats");
+
+/// `ensure_stack`'s mapping is growth too: `stats` counts it on its own path (one call, the
+/// five pages below the first that the 60 x 256-byte recursion needs), and no fault path ran.
+#[test]
+fn ensure_stack_is_counted_on_its_own_path() {
+    let out = ENSURE_STATS.get();
+    assert_exit(out, ExitCode::Success);
+    let r = results_for(out, "recurse")[0];
+    assert_checked_result(r);
+    assert_eq!(
+        (num(r, "pages"), num(r, "grow_events")),
+        (6, 0),
+        "{}",
+        r.to_json_line()
+    );
+    let path = |p: &str| {
+        out.find_all("stats")
+            .into_iter()
+            .find(|s| s.str("path") == Some(p))
+            .unwrap_or_else(|| panic!("no stats for {p}: {out:?}"))
+    };
+    let e = path("ensure");
+    assert_eq!(
+        (num(e, "events"), num(e, "pages")),
+        (1, 5),
+        "{}",
+        e.to_json_line()
+    );
+    assert!(num(e, "avg_cycles") > 0, "{}", e.to_json_line());
+    for p in ["pf-ist", "pf-gate", "df-recover", "fred-sim", "fred"] {
+        assert_eq!(num(path(p), "events"), 0, "{p}: {out:?}");
+    }
+}
+
 // ---- a wild write ----
 
 static WILD: Shared = Shared::new("policy grow 4K 32K; growth pf-ist; wild-edge");

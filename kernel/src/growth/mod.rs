@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::arch::x86_64::idt::{self, PfDelivery};
 use crate::arch::x86_64::{cpu, pic};
-use crate::stacks::{self, FrameSource, GrowError};
+use crate::stacks::{self, EnsureError, FrameSource, GrowError};
 pub use stats::Path;
 
 /// How an overflow of a growable stack is turned into growth.
@@ -101,6 +101,25 @@ pub fn set_mode(m: Mode) {
         Mode::FredSim => crate::fredsim::enable(),
         Mode::Fred => {}
     }
+}
+
+/// `ensure_stack`: maps the `bytes` below `rsp` ahead of a known-deep path
+/// ([`stacks::ensure`]) and counts what it mapped on the [`Path::Ensure`] path (cycles of the
+/// call, pages, depth; no faulting instruction, so its RIP is 0), so `stats` and the growth
+/// trace show explicit growth beside the fault-driven paths.
+pub fn ensure(rsp: u64, bytes: u64) -> Result<u64, EnsureError> {
+    let t0 = cpu::rdtsc();
+    let pages = stacks::ensure(rsp, bytes)?;
+    if pages > 0 {
+        let now = cpu::rdtsc();
+        let live = stacks::live_slot(rsp);
+        let depth = live.map_or(0, |s| s.range.top - rsp.saturating_sub(bytes));
+        stats::record(Path::Ensure, now - t0, 0, depth, pages);
+        if let Some(s) = live {
+            stats::trace(now, s.range.index, (s.range.top - s.mapped_lo) / 4096);
+        }
+    }
+    Ok(pages)
 }
 
 /// The active growth path.

@@ -18,10 +18,12 @@ pub enum Path {
     FredSim = 4,
     /// Stack growth from a #PF delivered by real FRED on a stack level.
     Fred = 5,
+    /// Pages mapped ahead by an explicit `ensure_stack` call (no fault; [`super::ensure`]).
+    Ensure = 6,
 }
 
 /// Number of paths.
-pub const PATHS: usize = 6;
+pub const PATHS: usize = 7;
 /// Path names as `stats` reports them, in `Path as usize` order.
 pub const PATH_NAMES: [&str; PATHS] = [
     "pf-ist",
@@ -30,6 +32,7 @@ pub const PATH_NAMES: [&str; PATHS] = [
     "demand",
     "fred-sim",
     "fred",
+    "ensure",
 ];
 const SAMPLES: usize = 2048;
 

@@ -258,7 +258,7 @@ fn span_limit(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
         };
         let floor = slot.floor;
         if growth::mode().ensures() {
-            if stacks::ensure(cpu::rsp(), cpu::rsp() - floor).is_err() {
+            if growth::ensure(cpu::rsp(), cpu::rsp() - floor).is_err() {
                 return u64::MAX;
             }
         } else {
@@ -279,7 +279,7 @@ fn span_limit(_: &mut Call<'_>) -> Result<(), ArgError<'static>> {
                 .hex("lowest_word", floor)
         });
         if growth::mode().ensures() {
-            return match stacks::ensure(cpu::rsp(), cpu::rsp() - floor + 8) {
+            return match growth::ensure(cpu::rsp(), cpu::rsp() - floor + 8) {
                 Err(_) => ENSURE_REFUSED,
                 Ok(_) => u64::MAX,
             };

@@ -165,7 +165,7 @@ fn ensure_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
     };
     let need = stack_need(depth, frame);
     let Some((j, _)) = run_thread("ensure", policy(), move || {
-        match stacks::ensure(cpu::rsp(), need) {
+        match crate::growth::ensure(cpu::rsp(), need) {
             Ok(_) => recurse(depth, frame, 0).unwrap_or(0),
             Err(_) => u64::MAX,
         }
@@ -287,7 +287,7 @@ fn reclaim_cmd(c: &mut Call<'_>) -> Result<(), ArgError<'static>> {
         // Under growth mode `ensure`, the plain chain asks for its stack first too.
         let need = (levels + 1) * RECLAIM_LEVEL_BYTES;
         let refused = match mode {
-            ReclaimMode::Ensure => stacks::ensure(cpu::rsp(), need).is_err(),
+            ReclaimMode::Ensure => crate::growth::ensure(cpu::rsp(), need).is_err(),
             ReclaimMode::Plain => !ensure_ahead(need),
             ReclaimMode::Extra => false,
         };

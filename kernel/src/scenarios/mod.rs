@@ -44,7 +44,7 @@ pub fn set_policy(p: Policy) {
 /// them ahead. `false` if it refused (the policy's maximum is too small), in which case the
 /// scenario reports `refused` instead of running the deep part. In other modes it does nothing.
 fn ensure_ahead(bytes: u64) -> bool {
-    !crate::growth::mode().ensures() || crate::stacks::ensure(cpu::rsp(), bytes).is_ok()
+    !crate::growth::mode().ensures() || crate::growth::ensure(cpu::rsp(), bytes).is_ok()
 }
 
 /// What a scenario's thread returns when [`ensure_ahead`] refused.

@@ -17,7 +17,7 @@ use core::ops::Range;
 use crate::arch::x86_64::gdt;
 
 pub use boot::enter_boot_stack;
-pub use extra::{ExtraError, ensure, extra_used, with_extra_stack};
+pub use extra::{EnsureError, ExtraError, ensure, extra_used, with_extra_stack};
 pub use reserve::{
     DEFAULT_RESERVE, refill as reserve_refill, set as reserve_set, stats as reserve_stats,
     store as reserve_store,
